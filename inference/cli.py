@@ -1,0 +1,142 @@
+"""Command line: the seed's flow (two offline inferences, then terminal chat), `generate`, `encode` and `bench`."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import InputError, UserError
+from .torch_guard import torch_import_problem
+
+OFFLINE_PROMPTS = ["解释一下“温故而知新”", "What is the capital of France?"]
+CHAT_HELP = "Type a message. Commands: `stream` toggles streaming, `clear` clears the history, `exit` quits."
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse whose usage errors are one `error:` line, as every other CLI error."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see --help)\n")
+
+
+def model_options(parser: argparse.ArgumentParser, default) -> None:
+    parser.add_argument("--model", metavar="DIR", default=default,
+                        help="Baichuan2 model folder (default: the built-in demo model)")
+    parser.add_argument("--device", choices=["auto", "npu", "cuda", "cpu"], default=default or "auto")
+    parser.add_argument("--dtype", choices=["auto", "float16", "bfloat16", "float32"], default=default or "auto")
+    parser.add_argument("--max-seq-len", type=int, metavar="L", default=default,
+                        help="MAX_SEQ_LEN: prompt + answer budget (default: the model's model_max_length)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = OneLineParser(prog="baichuan-chat-cli", description="Baichuan2 chat on NPU, GPU or CPU.")
+    model_options(parser, None)
+    sub = parser.add_subparsers(dest="command", parser_class=OneLineParser)
+    gen = sub.add_parser("generate", help="raw input ids -> output ids")
+    model_options(gen, argparse.SUPPRESS)
+    gen.add_argument("--input-ids", required=True, metavar="JSON", help="a JSON list of token ids")
+    gen.add_argument("--max-new-tokens", type=int, metavar="N")
+    gen.add_argument("--greedy", action="store_true", help="argmax decoding (no sampling, no penalty)")
+    gen.add_argument("--temperature", type=float)
+    gen.add_argument("--top-k", type=int)
+    gen.add_argument("--top-p", type=float)
+    gen.add_argument("--repetition-penalty", type=float)
+    gen.add_argument("--seed", type=int)
+    gen.add_argument("--json", action="store_true", help="print one JSON object")
+    enc = sub.add_parser("encode", help="chat messages -> input ids under the model's chat rule")
+    model_options(enc, argparse.SUPPRESS)
+    enc.add_argument("--messages", required=True, metavar="FILE.json")
+    enc.add_argument("--max-new-tokens", type=int, metavar="N")
+    enc.add_argument("--json", action="store_true")
+    bench = sub.add_parser("bench", help="benchmark against transformers (and llama.cpp when installed)",
+                           add_help=False)
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def load_engine(args):
+    from .engine import Engine
+
+    return Engine.load(args.model, device=args.device, dtype=args.dtype, max_seq_len=args.max_seq_len)
+
+
+def parse_input_ids(text: str) -> list[int]:
+    try:
+        ids = json.loads(text)
+    except json.JSONDecodeError:
+        raise InputError("--input-ids must be a JSON list of integers, e.g. '[195, 92067, 196]'") from None
+    if not isinstance(ids, list):
+        raise InputError("--input-ids must be a JSON list of integers, e.g. '[195, 92067, 196]'")
+    return ids
+
+
+def sampling_from_args(engine, args):
+    if args.greedy:
+        chosen = [n for n in ("temperature", "top_k", "top_p", "repetition_penalty", "seed") if getattr(args, n) is not None]
+        if chosen:
+            raise InputError(f"--greedy cannot be combined with --{chosen[0].replace('_', '-')}")
+        return engine.default_sampling(do_sample=False, repetition_penalty=1.0)
+    overrides = {n: getattr(args, n) for n in ("temperature", "top_k", "top_p", "repetition_penalty", "seed")
+                 if getattr(args, n) is not None}
+    return engine.default_sampling(do_sample=True, **overrides)
+
+
+def run_generate(args) -> int:
+    ids = parse_input_ids(args.input_ids)
+    engine = load_engine(args)
+    sampling = sampling_from_args(engine, args)
+    finish = None
+    for event in engine.generate(ids, args.max_new_tokens, sampling):
+        finish = event
+    result = {"output_ids": finish.output_ids, "finish_reason": finish.finish_reason,
+              "text": finish.text, "metrics": rounded(finish.metrics)}
+    print(json.dumps(result, ensure_ascii=False) if args.json else finish.text)
+    return 0
+
+
+def run_encode(args) -> int:
+    path = Path(args.messages)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise InputError(f"messages file not found: {path}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{path.name} is not a readable JSON file ({exc.__class__.__name__})") from None
+    messages = data.get("messages") if isinstance(data, dict) else data
+    engine = load_engine(args)
+    chat = engine.encode_chat(messages, args.max_new_tokens)
+    result = {"input_ids": chat.input_ids, "dropped_rounds": chat.dropped_rounds, "budget": chat.budget}
+    print(json.dumps(result) if args.json else result)
+    return 0
+
+
+def rounded(metrics: dict) -> dict:
+    return {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
+    problem = torch_import_problem()
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 1
+    try:
+        if args.command == "generate":
+            return run_generate(args)
+        if args.command == "encode":
+            return run_encode(args)
+        if args.command == "bench":
+            from .bench import main as bench_main
+
+            return bench_main(args.bench_args)
+        from .terminal_chat import run_seed_flow
+
+        return run_seed_flow(load_engine(args), OFFLINE_PROMPTS, CHAT_HELP)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        return 130

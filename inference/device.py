@@ -1,0 +1,62 @@
+"""Device and dtype choice: Ascend NPU (torch_npu, imported lazily) → CUDA → CPU; fp16 on NPU, bf16 on CUDA."""
+from __future__ import annotations
+
+import importlib.util
+
+import torch
+
+from .errors import DeviceError
+
+DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
+DEVICES = ("auto", "npu", "cuda", "cpu")
+
+
+def npu_available() -> bool:
+    """True when torch_npu is installed, imports, and sees at least one NPU."""
+    if importlib.util.find_spec("torch_npu") is None:
+        return False
+    try:
+        import torch_npu  # noqa: F401  (registers the "npu" device with torch)
+    except Exception:
+        return False
+    return bool(getattr(torch, "npu", None) and torch.npu.is_available())
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """Map 'auto'|'npu'|'cuda'|'cpu' to a usable torch.device, or raise a one-line DeviceError."""
+    if name not in DEVICES:
+        raise DeviceError(f"unknown device {name!r}; choose one of {', '.join(DEVICES)}")
+    if name == "auto":
+        if npu_available():
+            return torch.device("npu:0")
+        return torch.device("cuda:0" if torch.cuda.is_available() else "cpu")
+    if name == "npu" and not npu_available():
+        raise DeviceError(
+            "no Ascend NPU is available: install CANN, run `source /usr/local/Ascend/ascend-toolkit/set_env.sh`, "
+            "then `pip install .[npu]`"
+        )
+    if name == "cuda" and not torch.cuda.is_available():
+        raise DeviceError("no CUDA GPU is available; use --device cpu")
+    return torch.device("npu:0" if name == "npu" else "cuda:0" if name == "cuda" else "cpu")
+
+
+def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
+    """Map 'auto'|'float16'|'bfloat16'|'float32' to a dtype the device supports."""
+    if name == "auto":
+        if device.type == "npu":
+            return torch.float16  # 310P (300I Duo) has no bf16
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return cpu_auto_dtype()
+    if name not in DTYPES:
+        raise DeviceError(f"unknown dtype {name!r}; choose auto, float16, bfloat16 or float32")
+    return DTYPES[name]
+
+
+def cpu_auto_dtype() -> torch.dtype:
+    """bfloat16 on the CPU: it halves the bytes each decoded token reads, which sets decode speed."""
+    return torch.bfloat16
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return {v: k for k, v in DTYPES.items()}[dtype]

@@ -1,0 +1,213 @@
+"""The Engine: loads a model folder (or the demo model) and streams chat answers; shared by GUI, CLI, bench, tests."""
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import torch
+
+from .config import GenerationDefaults, ModelConfig
+from .detokenizer import IncrementalDetokenizer
+from .device import dtype_name, resolve_device, resolve_dtype
+from .errors import DeviceError, InputError, ModelFolderError
+from .model import Decoder
+from .sampling import Sampler, SamplingParams
+
+Progress = Callable[[float, str], None]
+
+
+@dataclass
+class TokenEvent:
+    """One generated token and the text it completes (may be '' while a UTF-8 character is incomplete)."""
+
+    token_id: int
+    text: str
+
+
+@dataclass
+class FinishEvent:
+    """The end of one generation: all new ids (EOS included when it ended the answer), text, reason, metrics."""
+
+    output_ids: list[int]
+    text: str
+    finish_reason: str  # "stop" (EOS), "length" (max_new_tokens) or "cancelled"
+    metrics: dict = field(default_factory=dict)
+
+
+class Cancelled(Exception):
+    """Model loading was cancelled by the user."""
+
+
+def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+class Engine:
+    """A loaded model with its tokenizer, chat rule and KV cache; generate() streams tokens."""
+
+    def __init__(self, *, model: Decoder, tokenizer, chat_format, defaults: GenerationDefaults, name: str,
+                 is_demo: bool, device: torch.device, source: str, load_seconds: float = 0.0):
+        self.model, self.tokenizer, self.chat_format = model, tokenizer, chat_format
+        self.config: ModelConfig = model.config
+        self.defaults, self.name, self.is_demo, self.source = defaults, name, is_demo, source
+        self.torch_device = device
+        self.device, self.dtype = device.type, dtype_name(next(model.parameters()).dtype)
+        self.max_seq_len = model.max_seq_len
+        self.load_seconds = load_seconds
+        self._cached_ids: list[int] = []  # tokens whose keys/values are valid in the KV cache
+        self._lock = threading.Lock()
+
+    # ---- loading -------------------------------------------------------------------------------
+    @classmethod
+    def load(cls, model_dir: str | Path | None = None, device: str = "auto", dtype: str = "auto",
+             max_seq_len: int | None = None, progress: Progress | None = None,
+             cancel: threading.Event | None = None) -> "Engine":
+        """Load a Baichuan model folder, or the demo model when model_dir is None."""
+        from .loader import load_demo_parts, load_folder_parts
+
+        started = time.perf_counter()
+        report = progress or (lambda fraction, message: None)
+
+        def check_cancel():
+            if cancel is not None and cancel.is_set():
+                raise Cancelled("loading was cancelled")
+
+        torch_device = resolve_device(device)
+        torch_dtype = resolve_dtype(dtype, torch_device)
+        loader = load_demo_parts if model_dir is None else load_folder_parts
+        parts = loader(model_dir, torch_dtype, report, check_cancel)
+        seq_len = _check_max_seq_len(max_seq_len, parts.config.model_max_length)
+        report(0.1, "allocating the model")
+        try:
+            model = Decoder(parts.config, seq_len, torch_dtype, torch_device)
+            parts.fill(model, lambda f, msg: (check_cancel(), report(0.1 + 0.85 * f, msg)))
+        except torch.OutOfMemoryError:
+            raise DeviceError(f"out of memory on {torch_device} while loading the model; "
+                              "try a smaller --max-seq-len, another dtype or another device") from None
+        model.finish_loading()
+        model.eval()
+        report(1.0, "ready")
+        return cls(model=model, tokenizer=parts.tokenizer, chat_format=parts.chat_format, defaults=parts.defaults,
+                   name=parts.name, is_demo=model_dir is None, device=torch_device, source=parts.source,
+                   load_seconds=time.perf_counter() - started)
+
+    def info(self) -> dict:
+        """What the UI shows about the loaded model."""
+        return {"name": self.name, "is_demo": self.is_demo, "device": self.device, "dtype": self.dtype,
+                "max_seq_len": self.max_seq_len, "source": self.source, "vocab_size": self.config.vocab_size,
+                "load_seconds": round(self.load_seconds, 3), "defaults": self.defaults.__dict__.copy()}
+
+    # ---- requests ------------------------------------------------------------------------------
+    def default_sampling(self, **overrides) -> SamplingParams:
+        return SamplingParams.from_defaults(self.defaults, **overrides)
+
+    def encode_chat(self, messages: list[dict], max_new_tokens: int | None = None):
+        """Chat ids for messages under the model's chat rule (rounds dropped to fit MAX_SEQ_LEN)."""
+        new = self.defaults.max_new_tokens if max_new_tokens is None else max_new_tokens
+        new = min(new, self.max_seq_len - 1) if max_new_tokens is None else new
+        return self.chat_format.build(messages, new, self.max_seq_len)
+
+    def check_request(self, input_ids, max_new_tokens) -> tuple[list[int], int]:
+        """Validate ids and lengths against the vocabulary and SEQ_LEN + OUTPUT_SEQ_LEN <= MAX_SEQ_LEN."""
+        if not isinstance(input_ids, (list, tuple)):
+            raise InputError("input ids must be a list of integers")
+        if not input_ids:
+            raise InputError("input ids are empty; give at least one token")
+        vocab = self.config.vocab_size
+        for i in input_ids:
+            if isinstance(i, bool) or not isinstance(i, int):
+                raise InputError(f"input ids must be integers, got {i!r}")
+            if not 0 <= i < vocab:
+                raise InputError(f"token id {i} is outside the vocabulary (0..{vocab - 1})")
+        if max_new_tokens is None:
+            max_new_tokens = min(self.defaults.max_new_tokens, self.max_seq_len - len(input_ids))
+        if isinstance(max_new_tokens, bool) or not isinstance(max_new_tokens, int) or max_new_tokens < 1:
+            raise InputError(f"max new tokens must be a positive integer, got {max_new_tokens!r}")
+        if len(input_ids) + max_new_tokens > self.max_seq_len:
+            raise InputError(
+                f"SEQ_LEN {len(input_ids)} + OUTPUT_SEQ_LEN {max_new_tokens} = {len(input_ids) + max_new_tokens} "
+                f"exceeds MAX_SEQ_LEN {self.max_seq_len}"
+            )
+        return list(input_ids), max_new_tokens
+
+    def chat(self, messages: list[dict], max_new_tokens: int | None = None, sampling: SamplingParams | None = None,
+             cancel: threading.Event | None = None) -> Iterator[TokenEvent | FinishEvent]:
+        chat_input = self.encode_chat(messages, max_new_tokens)
+        return self.generate(chat_input.input_ids, chat_input.budget["max_new_tokens"], sampling, cancel)
+
+    # ---- generation ----------------------------------------------------------------------------
+    def generate(self, input_ids, max_new_tokens: int | None = None, sampling: SamplingParams | None = None,
+                 cancel: threading.Event | None = None) -> Iterator[TokenEvent | FinishEvent]:
+        """Prefill (reusing the cached prefix), then decode one token at a time, yielding each as it comes."""
+        ids, max_new = self.check_request(input_ids, max_new_tokens)
+        params = sampling or self.default_sampling()
+        params.validate()
+        return self._generate(ids, max_new, params, cancel)
+
+    def _generate(self, ids, max_new, params, cancel) -> Iterator[TokenEvent | FinishEvent]:
+        with self._lock:
+            sampler = Sampler(params, self.config.vocab_size, self.torch_device)
+            sampler.start(ids)
+            detok = IncrementalDetokenizer(self.tokenizer)
+            eos = set(self.defaults.eos_token_ids)
+            reused = min(common_prefix_length(self._cached_ids, ids), len(ids) - 1)
+            self._cached_ids = []  # invalid until this forward pass completes
+            started = time.perf_counter()
+            try:
+                logits = self.model(torch.tensor(ids[reused:], device=self.torch_device), reused)
+                token = sampler.pick(logits)
+            except torch.OutOfMemoryError:
+                raise DeviceError(f"out of memory on {self.torch_device} during prefill; "
+                                  "shorten the conversation or lower MAX_SEQ_LEN") from None
+            first_at = time.perf_counter()
+            self._cached_ids = list(ids)
+            output, pieces, reason = [], [], "length"
+            while True:
+                output.append(token)
+                text = "" if token in eos else detok.push(token)
+                pieces.append(text)
+                yield TokenEvent(token, text)
+                if token in eos:
+                    reason = "stop"
+                    break
+                if len(output) >= max_new:
+                    break
+                if cancel is not None and cancel.is_set():
+                    reason = "cancelled"
+                    break
+                position = len(ids) + len(output) - 1
+                logits = self.model(torch.tensor([token], device=self.torch_device), position)
+                self._cached_ids.append(token)
+                token = sampler.pick(logits)
+            pieces.append(detok.flush())  # an incomplete UTF-8 tail, if any, reaches the final text only
+            finished = time.perf_counter()
+        decode_tokens = len(output) - 1
+        metrics = {
+            "ttft_s": first_at - started,
+            "prefill_tokens": len(ids) - reused,
+            "prefill_tokens_per_s": (len(ids) - reused) / max(first_at - started, 1e-9),
+            "decode_tokens_per_s": decode_tokens / (finished - first_at) if decode_tokens > 0 else 0.0,
+            "prompt_tokens": len(ids),
+            "cached_prompt_tokens": reused,
+            "output_tokens": len(output),
+            "total_s": finished - started,
+            "finish_reason": reason,
+        }
+        yield FinishEvent(output, "".join(pieces), reason, metrics)
+
+
+def _check_max_seq_len(requested: int | None, model_max: int) -> int:
+    if requested is None:
+        return model_max
+    if isinstance(requested, bool) or not isinstance(requested, int) or requested < 2:
+        raise InputError(f"MAX_SEQ_LEN must be an integer of at least 2, got {requested!r}")
+    if requested > model_max:
+        raise InputError(f"MAX_SEQ_LEN {requested} exceeds the model's maximum length {model_max}")
+    return requested

@@ -1,0 +1,198 @@
+"""One decoder for Baichuan2 (RoPE or ALiBi, NormHead), Baichuan v1 and Llama-family models, with a static KV cache."""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .config import ModelConfig
+
+
+def alibi_slopes(num_heads: int) -> list[float]:
+    """ALiBi head slopes (Press et al.), with Baichuan2-13B's interleave for non-power-of-two head counts."""
+    def power_of_2(n: int) -> list[float]:
+        start = 2.0 ** (-(2.0 ** -(math.log2(n) - 3)))
+        return [start * start**i for i in range(n)]
+
+    if math.log2(num_heads).is_integer():
+        return power_of_2(num_heads)
+    closest = 2 ** math.floor(math.log2(num_heads))
+    return power_of_2(closest) + alibi_slopes(2 * closest)[0::2][: num_heads - closest]
+
+
+class RMSNorm(nn.Module):
+    """Root-mean-square norm computed in float32, scaled by a learned weight in the model dtype."""
+
+    def __init__(self, size: int, eps: float):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(size))
+        self.eps = eps
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        variance = x.float().pow(2).mean(-1, keepdim=True)
+        return self.weight * (x.float() * torch.rsqrt(variance + self.eps)).to(self.weight.dtype)
+
+
+class Attention(nn.Module):
+    """Self-attention with fused W_pack (q; k; v rows), grouped-query heads and a static KV cache."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.num_heads, self.num_kv_heads, self.head_dim = cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
+        qkv_rows = (cfg.num_heads + 2 * cfg.num_kv_heads) * cfg.head_dim
+        self.W_pack = nn.Linear(cfg.hidden_size, qkv_rows, bias=False)
+        self.o_proj = nn.Linear(cfg.num_heads * cfg.head_dim, cfg.hidden_size, bias=False)
+        self.k_cache: torch.Tensor | None = None
+        self.v_cache: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor, start: int, rope: tuple | None, bias: torch.Tensor | None) -> torch.Tensor:
+        seq = x.shape[0]
+        q_size, kv_size = self.num_heads * self.head_dim, self.num_kv_heads * self.head_dim
+        q, k, v = self.W_pack(x).split([q_size, kv_size, kv_size], dim=-1)
+        q = q.view(seq, self.num_heads, self.head_dim).transpose(0, 1)
+        k = k.view(seq, self.num_kv_heads, self.head_dim).transpose(0, 1)
+        v = v.view(seq, self.num_kv_heads, self.head_dim).transpose(0, 1)
+        if rope is not None:
+            q, k = apply_rope(q, rope), apply_rope(k, rope)
+        end = start + seq
+        self.k_cache[:, start:end] = k
+        self.v_cache[:, start:end] = v
+        keys, values = self.k_cache[:, :end], self.v_cache[:, :end]
+        causal = bias is None and seq > 1 and start == 0
+        out = F.scaled_dot_product_attention(
+            q.unsqueeze(0), keys.unsqueeze(0), values.unsqueeze(0),
+            attn_mask=None if bias is None else bias.unsqueeze(0), is_causal=causal,
+            enable_gqa=self.num_kv_heads != self.num_heads,
+        )
+        return self.o_proj(out.squeeze(0).transpose(0, 1).reshape(seq, q_size))
+
+
+def rotate_half(x: torch.Tensor) -> torch.Tensor:
+    half = x.shape[-1] // 2
+    return torch.cat((-x[..., half:], x[..., :half]), dim=-1)
+
+
+def apply_rope(x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
+    cos, sin = rope
+    return x * cos + rotate_half(x) * sin
+
+
+class MLP(nn.Module):
+    """SiLU-gated feed-forward: down(silu(gate(x)) * up(x))."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.gate_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=False)
+        self.up_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=False)
+        self.down_proj = nn.Linear(cfg.intermediate_size, cfg.hidden_size, bias=False)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+
+
+class DecoderLayer(nn.Module):
+    """Pre-norm transformer block: attention then MLP, each with a residual."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.self_attn = Attention(cfg)
+        self.mlp = MLP(cfg)
+        self.input_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        self.post_attention_layernorm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+
+    def forward(self, x, start, rope, bias):
+        x = x + self.self_attn(self.input_layernorm(x), start, rope, bias)
+        return x + self.mlp(self.post_attention_layernorm(x))
+
+
+class Backbone(nn.Module):
+    """Embedding, decoder layers and final norm (the checkpoint's `model.` prefix)."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
+        self.layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.num_layers))
+        self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+
+
+class Decoder(nn.Module):
+    """The whole causal LM. forward(tokens, start) -> float32 logits of the last position."""
+
+    def __init__(self, cfg: ModelConfig, max_seq_len: int, dtype: torch.dtype, device: torch.device | str):
+        super().__init__()
+        self.config, self.max_seq_len = cfg, max_seq_len
+        with torch.device("meta"):
+            self.model = Backbone(cfg)
+            self.lm_head = None if cfg.tie_word_embeddings else nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
+        self.to(dtype)  # still on meta: nothing is allocated until to_empty, and then in the target dtype
+        self.to_empty(device=device)
+        if self.lm_head is None:
+            self.lm_head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False, device="meta")
+            self.lm_head.weight = self.model.embed_tokens.weight
+        self._build_position_tables(dtype, torch.device(device))
+        for layer in self.model.layers:
+            attn = layer.self_attn
+            shape = (cfg.num_kv_heads, max_seq_len, cfg.head_dim)
+            attn.k_cache = torch.zeros(shape, dtype=dtype, device=device)
+            attn.v_cache = torch.zeros(shape, dtype=dtype, device=device)
+
+    def weights(self) -> dict[str, torch.Tensor]:
+        """Parameters by checkpoint name (the tied lm_head excluded)."""
+        names = dict(self.named_parameters(remove_duplicate=True))
+        if self.config.tie_word_embeddings:
+            names.pop("lm_head.weight", None)
+        return names
+
+    def _build_position_tables(self, dtype: torch.dtype, device: torch.device) -> None:
+        cfg = self.config
+        self.rope_cos = self.rope_sin = self.alibi = None
+        if cfg.position_embedding == "rope":
+            dim = cfg.head_dim
+            inv_freq = 1.0 / (cfg.rope_theta ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim))
+            freqs = torch.outer(torch.arange(self.max_seq_len, dtype=torch.float32), inv_freq)
+            emb = torch.cat((freqs, freqs), dim=-1)
+            self.rope_cos = emb.cos().to(dtype=dtype, device=device)
+            self.rope_sin = emb.sin().to(dtype=dtype, device=device)
+        else:
+            self.alibi = torch.tensor(alibi_slopes(cfg.num_heads), dtype=torch.float32, device=device)
+
+    def finish_loading(self) -> None:
+        """After the weights are copied in: NormHead rows normalised once (Baichuan2)."""
+        if self.config.norm_head:
+            with torch.no_grad():
+                w = self.lm_head.weight
+                w.copy_(F.normalize(w.float(), dim=-1).to(w.dtype))
+
+    def _alibi_bias(self, start: int, seq: int, dtype: torch.dtype) -> torch.Tensor:
+        end = start + seq
+        q_pos = torch.arange(start, end, device=self.alibi.device)[:, None]
+        k_pos = torch.arange(end, device=self.alibi.device)[None, :]
+        rel = (k_pos - q_pos).float()
+        bias = self.alibi[:, None, None] * rel
+        bias = bias.masked_fill(k_pos > q_pos, float("-inf"))
+        return bias.to(dtype)
+
+    @torch.inference_mode()
+    def forward(self, tokens: torch.Tensor, start: int = 0, all_logits: bool = False) -> torch.Tensor:
+        seq = tokens.shape[0]
+        if start + seq > self.max_seq_len:
+            raise ValueError(f"sequence of {start + seq} tokens exceeds MAX_SEQ_LEN {self.max_seq_len}")
+        x = self.model.embed_tokens(tokens)
+        rope = bias = None
+        if self.rope_cos is not None:
+            rope = (self.rope_cos[start:start + seq], self.rope_sin[start:start + seq])
+            if start > 0 and seq > 1:
+                bias = self._causal_mask(start, seq)
+        else:
+            bias = self._alibi_bias(start, seq, x.dtype)
+        for layer in self.model.layers:
+            x = layer(x, start, rope, bias)
+        x = self.model.norm(x if all_logits else x[-1:])
+        return self.lm_head(x).float() if all_logits else self.lm_head(x).float()[0]
+
+    def _causal_mask(self, start: int, seq: int) -> torch.Tensor:
+        q_pos = torch.arange(start, start + seq, device=self.rope_cos.device)[:, None]
+        k_pos = torch.arange(start + seq, device=self.rope_cos.device)[None, :]
+        return (k_pos <= q_pos).unsqueeze(0)
