@@ -1,0 +1,23 @@
+# Two commands: `make run` opens the app (demo model when none is configured), `make test` runs the tests.
+# Each creates .venv on first use and installs what it needs.
+.PHONY: run test bench cli screenshot
+
+run:
+	@scripts/setup_env.sh
+	.venv/bin/python -m gui $(ARGS)
+
+test:
+	@scripts/setup_env.sh --test
+	QT_QPA_PLATFORM=offscreen .venv/bin/python -m pytest -q $(ARGS)
+
+cli:
+	@scripts/setup_env.sh
+	.venv/bin/python -m inference $(ARGS)
+
+bench:
+	@scripts/setup_env.sh --test
+	.venv/bin/python -m inference bench $(ARGS)
+
+screenshot:
+	@scripts/setup_env.sh --test
+	QT_QPA_PLATFORM=offscreen .venv/bin/python scripts/screenshot.py
