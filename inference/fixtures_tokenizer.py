@@ -34,7 +34,8 @@ _ENGLISH = [
 _CODE = [
     "def main():", "    return 0", "for i in range(10):", "        print(i)", "if x == 1:", "import torch",
     "class Model(nn.Module):", "    def forward(self, x):", "        return self.linear(x)", "x = [1, 2, 3]",
-    "int main(void) {", "if (a < b && c >= d) {", "    return 0;", "}", "while (n > 0) { n--; }", "    # comment", "\tindent = True",
+    "int main(void) {", "if (a < b && c >= d) {", "    return 0;", "}", "while (n > 0) { n--; }",
+    "    # comment", "\tindent = True",
 ]
 
 
@@ -64,7 +65,8 @@ _cache: dict[tuple, bytes] = {}
 _lock = threading.Lock()
 
 
-def _train(vocab_size: int, add_dummy_prefix: bool, normalization_rule_name: str) -> bytes:
+def _train(vocab_size: int, add_dummy_prefix: bool, remove_extra_whitespaces: bool,
+           normalization_rule_name: str) -> bytes:
     buffer = io.BytesIO()
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(corpus_lines()),
@@ -76,7 +78,7 @@ def _train(vocab_size: int, add_dummy_prefix: bool, normalization_rule_name: str
         split_digits=True,
         allow_whitespace_only_pieces=True,
         add_dummy_prefix=add_dummy_prefix,
-        remove_extra_whitespaces=False,
+        remove_extra_whitespaces=remove_extra_whitespaces,
         normalization_rule_name=normalization_rule_name,
         unk_id=0,
         bos_id=1,
@@ -91,13 +93,14 @@ def _train(vocab_size: int, add_dummy_prefix: bool, normalization_rule_name: str
 
 
 def train_tokenizer_model(path: Path, vocab_size: int = DEFAULT_VOCAB_SIZE, *, add_dummy_prefix: bool = False,
-                          normalization_rule_name: str = "identity") -> Path:
+                          remove_extra_whitespaces: bool = False, normalization_rule_name: str = "identity") -> Path:
     """Write a Baichuan2-like tokenizer.model to ``path`` (a file, or an existing folder) and return its path.
 
     Properties as in Baichuan2: BPE, byte fallback, split digits, no BOS/EOS at encode, <unk>=0, <s>=1,
     </s>=2, user-defined ``<reserved_N>`` pieces at ids 3..202 (so 195 and 196 are reserved pieces),
     identity normalization, no dummy prefix, extra whitespace kept. Training runs once per process and
-    option set (about a second); later calls only write the cached bytes.
+    option set (well under a second); later calls only write the cached bytes. The keyword options make
+    variants for tests of other normalizer settings.
     """
     if vocab_size < NUM_META_PIECES + 100:
         raise ValueError(f"vocab_size must be at least {NUM_META_PIECES + 100} (meta and byte pieces take "
@@ -105,10 +108,10 @@ def train_tokenizer_model(path: Path, vocab_size: int = DEFAULT_VOCAB_SIZE, *, a
     path = Path(path)
     if path.is_dir():
         path = path / "tokenizer.model"
-    key = (vocab_size, add_dummy_prefix, normalization_rule_name)
+    key = (vocab_size, add_dummy_prefix, remove_extra_whitespaces, normalization_rule_name)
     with _lock:
         if key not in _cache:
-            _cache[key] = _train(vocab_size, add_dummy_prefix, normalization_rule_name)
+            _cache[key] = _train(*key)
         data = _cache[key]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
