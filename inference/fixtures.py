@@ -15,7 +15,7 @@ TRAP_MODULES = ("modeling_baichuan", "configuration_baichuan", "tokenization_bai
 #: A trap module that gets imported leaves a file named TRAP_MARKER_PREFIX + module name beside itself.
 TRAP_MARKER_PREFIX = "EXECUTED_"
 
-_TRAP_SOURCE = '''"""Trap from the test fixtures: importing this file leaves a marker and fails; the app must never do it."""
+_TRAP_SOURCE = '''"""Test-fixture trap: importing this file leaves a marker and fails; the app must never do it."""
 import pathlib
 
 _me = pathlib.Path(__file__)

@@ -7,6 +7,7 @@ import math
 import pickle
 import pickletools
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Mapping
@@ -106,7 +107,7 @@ def _safetensors_tensors(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
 
 
 def _classify_non_zip(path: Path) -> ModelFolderError:
-    """Say what a .bin that is not a zip-format torch checkpoint is, by reading its pickle opcodes (never running them)."""
+    """Say what a non-zip .bin is by reading its pickle opcodes (never running them)."""
     with open(path, "rb") as f:
         head = f.read(1 << 20)
     if not head:
@@ -140,7 +141,9 @@ def _load_bin(path: Path) -> dict[str, torch.Tensor]:
     if not is_zip:
         raise _classify_non_zip(path)
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        with warnings.catch_warnings():  # e.g. torch's TorchScript notice: only our one-line error may reach stderr
+            warnings.simplefilter("ignore")
+            obj = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     except pickle.UnpicklingError as exc:
         text = str(exc)
         if "GLOBAL" in text or "Can only build" in text or "Can only create new object" in text:
@@ -256,7 +259,7 @@ def _more(items: list) -> str:
 def validate_shapes(names_to_shapes: Mapping[str, tuple[int, ...]], config: ModelConfig) -> None:
     """Raise a one-sentence ModelFolderError unless the checkpoint's tensors are exactly what config.json implies."""
     expected = expected_shapes(config)
-    wrong = [n for n, s in names_to_shapes.items() if n in expected and tuple(s) != expected[n]]
+    wrong = [n for n, s in expected.items() if n in names_to_shapes and tuple(names_to_shapes[n]) != s]
     if wrong:
         name = wrong[0]
         raise ModelFolderError(
