@@ -1,0 +1,281 @@
+"""Export conversations to Markdown and JSON (atomic writes) and import JSON exports back; no Qt."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
+
+from gui.store import ROLES, STATUSES, Conversation, Message, Store, dumps_json, normalize_timestamp, now_iso
+from inference.errors import UserError
+
+FORMAT = "baichuan-chat-export"
+FORMAT_VERSION = 1
+MAX_IMPORT_BYTES = 256 * 1024 * 1024
+MAX_NESTING = 32  # depth allowed inside settings / metrics objects
+
+_MISSING = object()
+_METRIC_LABELS = (("ttft_s", "TTFT {:.2f} s"), ("prefill_tokens_per_s", "prefill {:.1f} tok/s"),
+                  ("decode_tokens_per_s", "decode {:.1f} tok/s"), ("prompt_tokens", "{} prompt tokens"),
+                  ("output_tokens", "{} output tokens"))
+
+
+class ImportFormatError(UserError, ValueError):
+    """A JSON file that is not a valid chat export; one sentence, and nothing was imported."""
+
+
+class ExportError(UserError):
+    """An export could not be written; any earlier file at the destination is left as it was."""
+
+
+# ----- writing ------------------------------------------------------------------------------------
+def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
+    """Write UTF-8 text so that `path` holds either its old content or all of the new (temp file in the
+    same folder, fsync, os.replace, fsync of the folder); raises ExportError."""
+    path = Path(path)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as exc:
+        raise ExportError(f"Cannot write {path} ({exc.strerror or exc}).") from exc
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(text.encode("utf-8"))
+            handle.flush()
+            os.fsync(handle.fileno())
+        if path.exists():
+            os.chmod(tmp, path.stat().st_mode & 0o7777)  # keep the mode of the file being replaced
+        os.replace(tmp, path)
+    except BaseException as exc:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(exc, OSError):
+            raise ExportError(f"Cannot write {path} ({exc.strerror or exc}).") from exc
+        raise
+    if os.name == "posix":
+        try:
+            dir_fd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dir_fd)
+            finally:
+                os.close(dir_fd)
+        except OSError:
+            pass  # the file itself is complete; some file systems cannot sync a folder
+
+
+def _selected(store: Store, conversation_ids: Sequence[int] | None) -> list[Conversation]:
+    """The conversations to export with their messages: the given ids in order, or all, oldest first."""
+    if conversation_ids is None:
+        conversation_ids = [c.id for c in sorted(store.list_conversations(), key=lambda c: (c.created, c.id))]
+    selected = []
+    for conversation_id in conversation_ids:
+        conversation = store.get_conversation(conversation_id)
+        if conversation is None:
+            raise ExportError(f"Conversation {conversation_id} does not exist.")
+        selected.append(conversation)
+    return selected
+
+
+def to_document(conversations: Sequence[Conversation]) -> dict[str, Any]:
+    """The JSON export document of these conversations (no ids: import assigns new ones)."""
+    return {
+        "format": FORMAT, "version": FORMAT_VERSION, "exported": now_iso(),
+        "conversations": [{
+            "title": c.title, "created": c.created, "updated": c.updated, "model_name": c.model_name,
+            "settings": c.settings,
+            "messages": [{"role": m.role, "content": m.content, "status": m.status, "metrics": m.metrics,
+                          "created": m.created} for m in c.messages],
+        } for c in conversations],
+    }
+
+
+def _scalar_text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
+
+
+def _markdown_one(conversation: Conversation) -> str:
+    lines = [f"# {' '.join(conversation.title.split())}", ""]
+    if conversation.model_name:
+        lines.append(f"- Model: {conversation.model_name}")
+    lines.append(f"- Created: {conversation.created[:16].replace('T', ' ')} UTC")  # the store keeps UTC
+    settings = {k: v for k, v in conversation.settings.items() if k != "system_prompt"}
+    if settings:
+        lines.append("- Settings: " + ", ".join(f"{k} {_scalar_text(v)}" for k, v in sorted(settings.items())))
+    system_prompt = conversation.settings.get("system_prompt")
+    if isinstance(system_prompt, str) and system_prompt.strip():
+        lines += ["", "**System prompt:**", ""] + [f"> {line}" for line in system_prompt.splitlines()]
+    for message in conversation.messages:
+        lines += ["", f"## {message.role.capitalize()}", "", message.content]
+        notes = [] if message.status == "complete" else [message.status]
+        for key, label in _METRIC_LABELS:
+            value = message.metrics.get(key)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                notes.append(label.format(value))
+        if notes:
+            lines += ["", f"*{' · '.join(notes)}*"]
+    return "\n".join(lines)
+
+
+def to_markdown(conversations: Sequence[Conversation]) -> str:
+    """Readable Markdown: one '# title' section per conversation, '## Role' per message, separated by ---."""
+    return "\n\n---\n\n".join(_markdown_one(c) for c in conversations) + "\n"
+
+
+def export_json(store: Store, path: str | os.PathLike[str], conversation_ids: Sequence[int] | None = None) -> int:
+    """Write the given conversations (None: all) as a JSON export, atomically; returns how many."""
+    conversations = _selected(store, conversation_ids)
+    atomic_write_text(path, dumps_json(to_document(conversations), indent=2) + "\n")
+    return len(conversations)
+
+
+def export_markdown(store: Store, path: str | os.PathLike[str],
+                    conversation_ids: Sequence[int] | None = None) -> int:
+    """Write the given conversations (None: all) as Markdown, atomically; returns how many."""
+    conversations = _selected(store, conversation_ids)
+    atomic_write_text(path, to_markdown(conversations))
+    return len(conversations)
+
+
+# ----- importing ----------------------------------------------------------------------------------
+def _fail(where: str, problem: str) -> NoReturn:
+    raise ImportFormatError(f"Not a valid chat export: {where} {problem}.")
+
+
+def _check_text(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        _fail(where, f"must be text, not {_json_type(value)}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        _fail(where, "contains an unpaired surrogate (not valid Unicode text)")
+    return value
+
+
+def _check_json_object(value: Any, where: str) -> dict[str, Any]:
+    """A JSON object whose keys and strings are valid text and which nests at most MAX_NESTING deep."""
+    _check_object(value, where)
+    pending: list[tuple[Any, int]] = [(value, 1)]
+    while pending:
+        item, depth = pending.pop()
+        if depth > MAX_NESTING:
+            _fail(where, f"nests deeper than {MAX_NESTING} levels")
+        for key, child in item.items() if isinstance(item, dict) else enumerate(item):
+            if isinstance(key, str):
+                _check_text(key, f"{where} (a key)")
+            if isinstance(child, str):
+                _check_text(child, where)
+            elif isinstance(child, float) and not math.isfinite(child):
+                _fail(where, "holds a number too large for JSON")
+            elif isinstance(child, (dict, list)):
+                pending.append((child, depth + 1))
+    return value
+
+
+def _json_type(value: Any) -> str:
+    names = {dict: "an object", list: "an array", str: "text", bool: "true/false", type(None): "null"}
+    return names.get(type(value), "a number")
+
+
+def _get(obj: dict[str, Any], key: str, where: str, check: Any, default: Any = _MISSING) -> Any:
+    path = f"{where}.{key}" if where else key
+    if key not in obj:
+        if default is _MISSING:
+            _fail(path, "is missing")
+        return default
+    return check(obj[key], path)
+
+
+def _check_timestamp(value: Any, where: str) -> str:
+    try:
+        return normalize_timestamp(_check_text(value, where))
+    except ValueError:
+        _fail(where, "is not an ISO 8601 date-time")
+
+
+def _check_choice(choices: tuple[str, ...]) -> Any:
+    def check(value: Any, where: str) -> str:
+        if not isinstance(value, str) or value not in choices:
+            _fail(where, f"must be one of {', '.join(choices)}")
+        return value
+    return check
+
+
+def _check_list(value: Any, where: str) -> list[Any]:
+    if not isinstance(value, list):
+        _fail(where, f"must be an array, not {_json_type(value)}")
+    return value
+
+
+def _check_object(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        _fail(where, f"must be an object, not {_json_type(value)}")
+    return value
+
+
+def _message_from(value: Any, where: str) -> Message:
+    obj = _check_object(value, where)
+    return Message(0, 0, 0, _get(obj, "role", where, _check_choice(ROLES)),
+                   _get(obj, "content", where, _check_text),
+                   _get(obj, "status", where, _check_choice(STATUSES), "complete"),
+                   _get(obj, "metrics", where, _check_json_object, {}),
+                   _get(obj, "created", where, _check_timestamp, ""))
+
+
+def _conversation_from(value: Any, where: str) -> Conversation:
+    obj = _check_object(value, where)
+    messages = _get(obj, "messages", where, _check_list)
+    now = now_iso()
+    return Conversation(
+        0, _get(obj, "title", where, _check_text), _get(obj, "created", where, _check_timestamp, now),
+        _get(obj, "updated", where, _check_timestamp, now), _get(obj, "settings", where, _check_json_object, {}),
+        _get(obj, "model_name", where, _check_text, ""),
+        tuple(_message_from(m, f"{where}.messages[{i}]") for i, m in enumerate(messages)))
+
+
+def _reject_constant(name: str) -> NoReturn:
+    raise ValueError(f"{name} is not allowed in JSON")
+
+
+def parse_document(text: str) -> list[Conversation]:
+    """Validate a whole JSON export and return its conversations (ids 0); ImportFormatError on any fault."""
+    try:
+        document = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        _fail("the file", "nests too deeply to be JSON we can read")
+    except ValueError as exc:
+        _fail("the file", f"is not JSON ({' '.join(str(exc).split())[:160]})")
+    document = _check_object(document, "the document")
+    if document.get("format") != FORMAT:
+        _fail("the document", f"lacks the format marker \"format\": \"{FORMAT}\"")
+    version = document.get("version")
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        _fail("version", "must be a positive whole number")
+    if version > FORMAT_VERSION:
+        _fail("version", f"is {version}, newer than this app reads ({FORMAT_VERSION}); update the app")
+    conversations = _get(document, "conversations", "", _check_list)
+    return [_conversation_from(c, f"conversations[{i}]") for i, c in enumerate(conversations)]
+
+
+def read_export_text(path: str | os.PathLike[str]) -> str:
+    """The text of a JSON export file (UTF-8, optional BOM, at most MAX_IMPORT_BYTES)."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_IMPORT_BYTES + 1)
+    except OSError as exc:
+        raise ImportFormatError(f"Cannot read {path} ({exc.strerror or exc}).") from exc
+    if len(data) > MAX_IMPORT_BYTES:
+        _fail(str(path), f"is larger than {MAX_IMPORT_BYTES // (1024 * 1024)} MiB")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        _fail(str(path), "is not UTF-8 text")
+
+
+def import_json(store: Store, path: str | os.PathLike[str]) -> list[int]:
+    """Import a JSON export: everything is validated first, then written in one transaction (all or
+    nothing) under new ids; returns the new conversation ids."""
+    return store.import_conversations(parse_document(read_export_text(path)))
