@@ -15,6 +15,7 @@ from .device import dtype_name, resolve_device, resolve_dtype
 from .errors import DeviceError, InputError, ModelFolderError
 from .model import Decoder
 from .sampling import Sampler, SamplingParams
+from .torch_guard import is_out_of_memory
 
 Progress = Callable[[float, str], None]
 
@@ -88,10 +89,13 @@ class Engine:
         try:
             model = Decoder(parts.config, seq_len, torch_dtype, torch_device)
             parts.fill(model, lambda f, msg: (check_cancel(), report(0.1 + 0.85 * f, msg)))
-        except torch.OutOfMemoryError:
+            model.finish_loading()
+        except Exception as exc:
+            if not is_out_of_memory(exc):  # CUDA/NPU OutOfMemoryError, or the CPU allocator's RuntimeError
+                raise
+            model = None  # release what was allocated before reporting
             raise DeviceError(f"out of memory on {torch_device} while loading the model; "
                               "try a smaller --max-seq-len, another dtype or another device") from None
-        model.finish_loading()
         model.eval()
         report(1.0, "ready")
         return cls(model=model, tokenizer=parts.tokenizer, chat_format=parts.chat_format, defaults=parts.defaults,
@@ -163,7 +167,9 @@ class Engine:
             try:
                 logits = self.model(torch.tensor(ids[reused:], device=self.torch_device), reused)
                 token = sampler.pick(logits)
-            except torch.OutOfMemoryError:
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
                 raise DeviceError(f"out of memory on {self.torch_device} during prefill; "
                                   "shorten the conversation or lower MAX_SEQ_LEN") from None
             first_at = time.perf_counter()
@@ -183,7 +189,13 @@ class Engine:
                     reason = "cancelled"
                     break
                 position = len(ids) + len(output) - 1
-                logits = self.model(torch.tensor([token], device=self.torch_device), position)
+                try:
+                    logits = self.model(torch.tensor([token], device=self.torch_device), position)
+                except Exception as exc:
+                    if not is_out_of_memory(exc):
+                        raise
+                    raise DeviceError(f"out of memory on {self.torch_device} while generating; "
+                                      "shorten the conversation or lower MAX_SEQ_LEN") from None
                 self._cached_ids.append(token)
                 token = sampler.pick(logits)
             pieces.append(detok.flush())  # an incomplete UTF-8 tail, if any, reaches the final text only
