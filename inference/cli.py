@@ -17,6 +17,7 @@ class OneLineParser(argparse.ArgumentParser):
     """argparse whose usage errors are one `error:` line, as every other CLI error."""
 
     def error(self, message):
+        message = " ".join(message.splitlines())  # an argument holding a line break stays on the one line
         self.exit(2, f"error: {message} (see --help)\n")
 
 
@@ -64,8 +65,10 @@ def load_engine(args):
 def parse_input_ids(text: str) -> list[int]:
     try:
         ids = json.loads(text)
-    except json.JSONDecodeError:
-        raise InputError("--input-ids must be a JSON list of integers, e.g. '[195, 92067, 196]'") from None
+    except (ValueError, RecursionError) as exc:  # also numbers over 4300 digits and absurd nesting
+        note = json_problem(exc)
+        raise InputError("--input-ids must be a JSON list of integers, e.g. '[195, 92067, 196]'"
+                         + (f" ({note})" if note else "")) from None
     if not isinstance(ids, list):
         raise InputError("--input-ids must be a JSON list of integers, e.g. '[195, 92067, 196]'")
     return ids
@@ -91,24 +94,79 @@ def run_generate(args) -> int:
         finish = event
     result = {"output_ids": finish.output_ids, "finish_reason": finish.finish_reason,
               "text": finish.text, "metrics": rounded(finish.metrics)}
-    print(json.dumps(result, ensure_ascii=False) if args.json else finish.text)
+    print(json_for_stdout(result) if args.json else finish.text)
     return 0
 
 
-def run_encode(args) -> int:
-    path = Path(args.messages)
+def json_problem(exc: BaseException) -> str:
+    """What json.loads disliked beyond plain syntax, in a few words ('' for syntax errors)."""
+    if isinstance(exc, RecursionError):
+        return "it is nested too deeply"
+    if isinstance(exc, ValueError) and "digits" in str(exc):  # int() refuses over sys.get_int_max_str_digits()
+        return "it holds a number too long to read"
+    return ""
+
+
+def read_messages(path: Path):
+    """A --messages file: a JSON list of messages or an object with a "messages" list (UTF-8, BOM allowed).
+
+    Structure is checked by the chat rule; here only what it cannot see: text with unpaired surrogates
+    (JSON may spell "\\ud800"), which no tokenizer can encode.
+    """
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
         raise InputError(f"messages file not found: {path}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{path.name} is not a readable JSON file ({exc.__class__.__name__})") from None
+    except (OSError, UnicodeDecodeError, ValueError, RecursionError) as exc:
+        reason = json_problem(exc) or exc.__class__.__name__
+        raise InputError(f"{path.name or path} is not a readable JSON file ({reason})") from None
     messages = data.get("messages") if isinstance(data, dict) else data
+    for i, message in enumerate(messages if isinstance(messages, list) else ()):
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, str) and not is_text(content):
+            raise InputError(f"message {i} has content that is not valid Unicode text "
+                             "(an unpaired surrogate escape such as \\ud800)")
+    return messages
+
+
+def is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def run_encode(args) -> int:
+    messages = read_messages(Path(args.messages))
     engine = load_engine(args)
     chat = engine.encode_chat(messages, args.max_new_tokens)
     result = {"input_ids": chat.input_ids, "dropped_rounds": chat.dropped_rounds, "budget": chat.budget}
     print(json.dumps(result) if args.json else result)
     return 0
+
+
+def json_for_stdout(result: dict) -> str:
+    """JSON with the text as is when stdout can carry it, else ASCII escapes (e.g. PYTHONIOENCODING=ascii)."""
+    text = json.dumps(result, ensure_ascii=False)
+    try:
+        text.encode(getattr(sys.stdout, "encoding", None) or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        return json.dumps(result)
+    return text
+
+
+def tolerant_stdout() -> None:
+    """Characters stdout's encoding lacks print as escapes instead of ending the program with a traceback."""
+    try:
+        sys.stdout.reconfigure(errors="backslashreplace")
+    except (AttributeError, ValueError, OSError):
+        pass
+
+
+def print_error(exc: BaseException) -> None:
+    """The one `error:` line (a message that spans lines, e.g. through a file name, is joined)."""
+    print(f"error: {' '.join(str(exc).splitlines())}", file=sys.stderr)
 
 
 def rounded(metrics: dict) -> dict:
@@ -118,6 +176,7 @@ def rounded(metrics: dict) -> dict:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
+    tolerant_stdout()
     problem = torch_import_problem()
     if problem:
         print(f"error: {problem}", file=sys.stderr)
@@ -135,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return run_seed_flow(load_engine(args), OFFLINE_PROMPTS, CHAT_HELP)
     except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print_error(exc)
         return 1
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
