@@ -14,6 +14,9 @@ from .errors import InputError
 _MAX_SEED = 2**64 - 1
 
 
+_MIN_TEMPERATURE, _MAX_TEMPERATURE = 1e-4, 100.0  # below 1e-4 float32 logits overflow to inf
+
+
 def _is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
@@ -44,8 +47,9 @@ class SamplingParams:
         """Raise InputError (naming the limit) for values Hugging Face would reject; return self."""
         if not isinstance(self.do_sample, bool):
             raise InputError(f"do_sample must be true or false, got {self.do_sample!r}")
-        if self.do_sample and not (_is_number(self.temperature) and self.temperature > 0):
-            raise InputError(f"temperature must be a number greater than 0, got {self.temperature!r}")
+        if self.do_sample and not (_is_number(self.temperature) and _MIN_TEMPERATURE <= self.temperature <= _MAX_TEMPERATURE):
+            raise InputError(f"temperature must be a number from {_MIN_TEMPERATURE} to {_MAX_TEMPERATURE} "
+                             f"(use greedy decoding for 0), got {self.temperature!r}")
         if isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 0:
             raise InputError(f"top_k must be an integer of at least 0 (0 turns it off), got {self.top_k!r}")
         if not (_is_number(self.top_p) and 0 < self.top_p <= 1):

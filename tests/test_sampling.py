@@ -194,8 +194,9 @@ def test_from_defaults_and_overrides():
 
 
 @pytest.mark.parametrize("changes, match", [
-    ({"temperature": 0}, "temperature must be a number greater than 0"),
+    ({"temperature": 0}, "temperature must be a number from"),
     ({"temperature": -1.0}, "temperature"),
+    ({"temperature": 1e-300}, "temperature must be a number from 0.0001"),
     ({"temperature": math.inf}, "temperature"),
     ({"top_k": -1}, "top_k must be an integer of at least 0"),
     ({"top_k": 2.5}, "top_k"),
