@@ -16,6 +16,7 @@ import torch
 
 from .config import ModelConfig
 from .errors import ModelFolderError
+from .torch_guard import is_out_of_memory
 
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 SAFETENSORS_SINGLE = "model.safetensors"
@@ -150,6 +151,8 @@ def _load_bin(path: Path) -> dict[str, torch.Tensor]:
             raise ModelFolderError(f"{path.name} contains code, not just tensors; refusing to load it") from None
         raise ModelFolderError(f"{path.name} is corrupt (its pickle cannot be read)") from None
     except RuntimeError as exc:
+        if is_out_of_memory(exc):
+            raise  # not the file's fault: the engine reports it as out of memory
         if "TorchScript" in str(exc):
             raise ModelFolderError(f"{path.name} is a TorchScript program, not just tensors; refusing to load it") \
                 from None
