@@ -15,9 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from gui.paths import new_recovered_history_path, recovered_history_paths
-from inference.errors import UserError
+from gui.store_schema import MIGRATIONS, SCHEMA_VERSION, StoreError, check_file, one_line
 
-SCHEMA_VERSION = 1
 ROLES = ("system", "user", "assistant")
 STATUSES = ("complete", "streaming", "stopped", "interrupted", "error")
 FINAL_STATUSES = ("complete", "stopped", "interrupted", "error")
@@ -31,31 +30,9 @@ STATE_THEME = "theme"
 STATE_LANGUAGE = "language"
 STATE_WINDOW_GEOMETRY = "window_geometry"
 
-_SQLITE_MAGIC = b"SQLite format 3\x00"
 _SURROGATES = re.compile("[\ud800-\udfff]")
-_OUR_TABLES = {"conversations", "messages", "app_state"}
-_MIGRATIONS: dict[int, tuple[str, ...]] = {
-    1: (
-        """CREATE TABLE conversations (id INTEGER PRIMARY KEY AUTOINCREMENT, title TEXT NOT NULL,
-            created TEXT NOT NULL, updated TEXT NOT NULL, settings TEXT NOT NULL DEFAULT '{}',
-            model_name TEXT NOT NULL DEFAULT '')""",
-        """CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT,
-            conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
-            position INTEGER NOT NULL, role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')),
-            content TEXT NOT NULL,
-            status TEXT NOT NULL CHECK (status IN ('complete', 'streaming', 'stopped', 'interrupted', 'error')),
-            metrics TEXT NOT NULL DEFAULT '{}', created TEXT NOT NULL, UNIQUE (conversation_id, position))""",
-        "CREATE INDEX messages_by_status ON messages(status)",
-        "CREATE INDEX conversations_by_updated ON conversations(updated)",
-        "CREATE TABLE app_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
-    ),
-}
 _CONV_COLUMNS = "id, title, created, updated, settings, model_name"
 _MSG_COLUMNS = "id, conversation_id, position, role, content, status, metrics, created"
-
-
-class StoreError(UserError):
-    """The history database cannot be used (corrupt, newer schema, unwritable); one sentence."""
 
 
 @dataclass(frozen=True)
@@ -114,11 +91,6 @@ def dumps_json(value: Any, indent: int | None = None) -> str:
     return json.dumps(finite(value), ensure_ascii=False, allow_nan=False, sort_keys=True, indent=indent)
 
 
-def _one_line(text: object, limit: int = 200) -> str:
-    flat = " ".join(str(text).split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
 def _clean(text: str) -> str:
     """Text SQLite can store: lone surrogates (never valid UTF-8) become U+FFFD."""
     if not isinstance(text, str):
@@ -132,20 +104,20 @@ def _to_json(value: Any, what: str, mapping: bool = True) -> str:
     try:
         return _clean(dumps_json(value))
     except (TypeError, ValueError, RecursionError) as exc:
-        raise StoreError(f"The {what} cannot be stored as JSON ({_one_line(exc)}).") from exc
+        raise StoreError(f"The {what} cannot be stored as JSON ({one_line(exc)}).") from exc
 
 
 def _timestamp(value: str) -> str:
     try:
         return normalize_timestamp(value)
     except ValueError as exc:
-        raise StoreError(f"The timestamp {_one_line(value, 40)!r} is not an ISO 8601 date-time.") from exc
+        raise StoreError(f"The timestamp {one_line(value, 40)!r} is not an ISO 8601 date-time.") from exc
 
 
 def _check_final(status: str) -> None:
     if status not in FINAL_STATUSES:
         raise StoreError(f"A finished message's status must be one of {', '.join(FINAL_STATUSES)}, "
-                         f"not {_one_line(status, 40)!r}.")
+                         f"not {one_line(status, 40)!r}.")
 
 
 def _from_json(text: str) -> Any:
@@ -155,55 +127,18 @@ def _from_json(text: str) -> Any:
         return {}
 
 
-def _check_file(path: Path) -> None:
-    """Raise StoreError if `path` exists but is not a usable history of ours; never writes to it."""
-    try:
-        size = path.stat().st_size
-        if size == 0:
-            return
-        with open(path, "rb") as handle:
-            magic = handle.read(len(_SQLITE_MAGIC))
-    except FileNotFoundError:
-        return
-    except OSError as exc:
-        raise StoreError(f"The history database {path} cannot be read ({exc.strerror}).") from exc
-    if magic != _SQLITE_MAGIC:
-        raise StoreError(f"The history database {path} is not an SQLite database (corrupt or another kind of file).")
-    # Read-only; without a -wal file there is nothing beyond the main file to read, so open it immutable
-    # (no -wal/-shm files are created beside a file we may reject).
-    mode = "ro" if Path(f"{path}-wal").exists() else "ro&immutable=1"
-    try:
-        conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode={mode}", uri=True)
-        try:
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise StoreError(f"The history database {path} was written by a newer version of this app "
-                                 f"(schema {version}; this one knows up to {SCHEMA_VERSION}).")
-            check = conn.execute("PRAGMA integrity_check").fetchall()
-            if check != [("ok",)]:
-                raise StoreError(f"The history database {path} is corrupt (integrity check: "
-                                 f"{_one_line(check[0][0] if check else 'no result')}).")
-            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if (version == 0 and tables - {"sqlite_sequence"}) or (version > 0 and not _OUR_TABLES <= tables):
-                raise StoreError(f"The file {path} is an SQLite database but not a chat history of this app.")
-        finally:
-            conn.close()
-    except sqlite3.Error as exc:
-        raise StoreError(f"The history database {path} is corrupt ({_one_line(exc)}).") from exc
-
-
 class Store:
     """The chat history in one SQLite file (WAL); safe to share between threads (one lock)."""
 
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 5.0) -> None:
         self.path = Path(path)
         if str(path) != MEMORY:
-            _check_file(self.path)
+            check_file(self.path)
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=False)
         except (OSError, sqlite3.Error) as exc:
-            raise StoreError(f"The history database {self.path} cannot be opened ({_one_line(exc)}).") from exc
+            raise StoreError(f"The history database {self.path} cannot be opened ({one_line(exc)}).") from exc
         self._lock = threading.RLock()
         self._sync = ""
         try:
@@ -216,7 +151,7 @@ class Store:
         except BaseException as exc:
             self._conn.close()
             if isinstance(exc, sqlite3.Error):
-                raise StoreError(f"The history database {self.path} cannot be opened ({_one_line(exc)}).") from exc
+                raise StoreError(f"The history database {self.path} cannot be opened ({one_line(exc)}).") from exc
             raise
 
     @classmethod
@@ -259,13 +194,13 @@ class Store:
                         conn.execute("ROLLBACK")
                     raise
             except sqlite3.Error as exc:
-                raise StoreError(f"The history database could not be used ({_one_line(exc)}).") from exc
+                raise StoreError(f"The history database could not be used ({one_line(exc)}).") from exc
 
     def _migrate(self) -> None:
         with self._tx() as conn:
             version = conn.execute("PRAGMA user_version").fetchone()[0]  # newer ones were refused by _check_file
             for step in range(version + 1, SCHEMA_VERSION + 1):
-                for statement in _MIGRATIONS[step]:
+                for statement in MIGRATIONS[step]:
                     conn.execute(statement)
             if version != SCHEMA_VERSION:
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
