@@ -1,0 +1,188 @@
+"""`python -m inference bench`: our engine vs transformers (and llama.cpp when installed) on the same weights."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from .bench_model import DEFAULT_SHAPE, SHAPE_7B, Shape
+
+#: name -> (runner, dtype, quantize or GGUF type, bytes read per matrix weight)
+SUBJECTS = {
+    "ours-bf16": ("ours", "bfloat16", None, 2.0),
+    "ours-fp32": ("ours", "float32", None, 4.0),
+    "ours-int8": ("ours", "bfloat16", "int8", 1.0),
+    "ours-fp16": ("ours", "float16", None, 2.0),
+    "hf-bf16": ("hf", "bfloat16", None, 2.0),
+    "hf-fp32": ("hf", "float32", None, 4.0),
+    "hf-fp16": ("hf", "float16", None, 2.0),
+    "llamacpp-bf16": ("llamacpp", None, "BF16", 2.0),
+    "llamacpp-f32": ("llamacpp", None, "F32", 4.0),
+    "llamacpp-q8_0": ("llamacpp", None, "Q8_0", 34 / 32),
+}
+CPU_DEFAULT = ["ours-bf16", "ours-fp32", "ours-int8", "hf-bf16", "hf-fp32",
+               "llamacpp-bf16", "llamacpp-f32", "llamacpp-q8_0"]
+GPU_DEFAULT = ["ours-fp16", "ours-int8", "hf-fp16"]
+TINY_SHAPE = dict(hidden_size=64, num_layers=2, num_heads=4, intermediate_size=128, vocab_size=1024)
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m inference bench", description=__doc__)
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
+                   help="auto: a CUDA GPU when present (7B-shaped fp16 model), else the CPU")
+    p.add_argument("--hidden", type=int)
+    p.add_argument("--layers", type=int)
+    p.add_argument("--heads", type=int)
+    p.add_argument("--intermediate", type=int)
+    p.add_argument("--vocab", type=int)
+    p.add_argument("--shapes", help="prompt x new tokens, comma-separated (default 512x64,2048x64 on CPU)")
+    p.add_argument("--engines", help=f"comma-separated, from: {', '.join(SUBJECTS)}")
+    p.add_argument("--threads", type=int, help="torch / llama.cpp threads (default: physical cores)")
+    p.add_argument("--repeats", type=int, default=3, help="runs per shape; the table shows medians")
+    p.add_argument("--out", default="bench-results", help="folder for the model, GGUFs and JSON results")
+    p.add_argument("--no-prefix-cache", action="store_true", help="skip the prefix-cache measurement")
+    p.add_argument("--tiny", action="store_true", help="a toy model and short shapes (a smoke test of this tool)")
+    p.add_argument("--timeout", type=float, default=900, help="seconds allowed to each subject")
+    return p.parse_args(argv)
+
+
+def physical_cores() -> int:
+    try:
+        import psutil
+
+        return psutil.cpu_count(logical=False) or os.cpu_count() or 1
+    except ImportError:
+        return os.cpu_count() or 1
+
+
+def machine_info(device: str) -> dict:
+    import torch
+
+    info = {"platform": platform.platform(), "python": platform.python_version(), "torch": torch.__version__,
+            "logical_cpus": os.cpu_count(), "physical_cores": physical_cores()}
+    try:
+        cpuinfo = Path("/proc/cpuinfo").read_text()
+        info["cpu"] = next(line.split(":", 1)[1].strip() for line in cpuinfo.splitlines()
+                           if line.startswith("model name"))
+        flags = next(line for line in cpuinfo.splitlines() if line.startswith("flags")).split()
+        info["isa"] = [f for f in ("avx2", "avx512f", "avx512_bf16", "avx512_vnni", "amx_bf16", "amx_int8")
+                       if f in flags]
+    except (OSError, StopIteration):
+        info["cpu"] = platform.processor()
+    try:
+        import psutil
+
+        info["memory_GiB"] = round(psutil.virtual_memory().total / 2**30, 1)
+    except ImportError:
+        pass
+    if device.startswith("cuda"):
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def run_subject(spec: dict, threads: int, timeout: float) -> dict:
+    """Run one subject in a fresh interpreter (clean RSS); its result, or {'error': ...}."""
+    from .bench_worker import RESULT_PREFIX
+
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    try:
+        proc = subprocess.run([sys.executable, "-m", "inference.bench_worker", json.dumps(spec)],
+                              capture_output=True, text=True, timeout=timeout, env=env,
+                              cwd=str(Path(__file__).resolve().parent.parent))
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout:.0f} s"}
+    for line in proc.stdout.splitlines():
+        if line.startswith(RESULT_PREFIX):
+            return json.loads(line[len(RESULT_PREFIX):])
+    tail = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+    return {"error": f"exit {proc.returncode}: {tail[:300]}"}
+
+
+def llamacpp_available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("llama_cpp") is not None
+
+
+def choose(args) -> tuple[str, Shape, list[tuple[int, int]], list[str]]:
+    import torch
+
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    base = TINY_SHAPE if args.tiny else SHAPE_7B if device == "cuda" else DEFAULT_SHAPE
+    shape = Shape(hidden_size=args.hidden or base["hidden_size"], num_layers=args.layers or base["num_layers"],
+                  num_heads=args.heads or base["num_heads"],
+                  intermediate_size=args.intermediate or base["intermediate_size"],
+                  vocab_size=args.vocab or base["vocab_size"], model_max_length=256 if args.tiny else 4096)
+    default_shapes = "16x4" if args.tiny else "2048x64" if device == "cuda" else "512x64,2048x64"
+    try:
+        shapes = [tuple(int(n) for n in s.lower().split("x")) for s in (args.shapes or default_shapes).split(",")]
+        assert all(len(s) == 2 and s[0] > 0 and s[1] > 1 for s in shapes)
+    except (ValueError, AssertionError):
+        raise SystemExit("error: --shapes must look like 512x64,2048x64 (prompt x new tokens, new > 1)")
+    names = args.engines.split(",") if args.engines else GPU_DEFAULT if device == "cuda" else CPU_DEFAULT
+    unknown = [n for n in names if n not in SUBJECTS]
+    if unknown:
+        raise SystemExit(f"error: unknown engine {unknown[0]!r}; choose from {', '.join(SUBJECTS)}")
+    if not llamacpp_available():
+        names = [n for n in names if not n.startswith("llamacpp")]
+    return device, shape, shapes, names
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    device, shape, shapes, names = choose(args)
+    threads = args.threads or physical_cores()
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    from .bench_model import write_bench_folder, write_gguf
+
+    import torch
+
+    ckpt_dtype = torch.float16 if device == "cuda" else torch.bfloat16
+    print(f"model {shape.key}: {shape.total_params() / 1e6:.0f} M parameters; writing/reusing the folder …",
+          flush=True)
+    folder = write_bench_folder(out / "models", shape, ckpt_dtype)
+    results = {"machine": machine_info(device), "device": device, "threads": threads, "shape": shape.__dict__,
+               "shapes": [list(s) for s in shapes], "repeats": args.repeats, "folder": str(folder),
+               "started": time.strftime("%Y-%m-%d %H:%M:%S"), "subjects": {}}
+    bandwidth = run_subject({"engine": "bandwidth", "device": device, "threads": threads,
+                             "gib": 0.25 if args.tiny else 1.0}, threads, args.timeout)
+    results["bandwidth"] = bandwidth
+    print(f"bandwidth: {bandwidth.get('bandwidth_GBps', float('nan')):.1f} GB/s "
+          f"({', '.join(f'{k} {v:.1f}' for k, v in bandwidth.items() if k.endswith('GBps'))})", flush=True)
+    first_ours = next((n for n in names if n.startswith("ours")), None)
+    for name in names:
+        runner, dtype, variant, _ = SUBJECTS[name]
+        spec = {"engine": runner, "dtype": dtype, "device": device, "threads": threads, "folder": str(folder),
+                "shapes": [list(s) for s in shapes], "repeats": args.repeats, "max_seq_len": shape.model_max_length}
+        if runner == "ours":
+            spec["quantize"] = variant
+            spec["prefix_cache"] = name == first_ours and not args.no_prefix_cache
+            spec["prefix_scale"] = 0.05 if args.tiny else 1.0
+        if runner == "llamacpp":
+            print(f"{name}: writing the GGUF …", flush=True)
+            spec["gguf"] = str(write_gguf(folder, out / "models" / f"{folder.name}-{variant}.gguf", variant))
+            spec["gguf_type"] = variant
+        print(f"{name}: running …", flush=True)
+        results["subjects"][name] = run_subject(spec, threads, args.timeout)
+        if "error" in results["subjects"][name]:
+            print(f"{name}: {results['subjects'][name]['error']}", flush=True)
+    results["seconds"] = time.perf_counter() - started
+    from .bench_report import markdown
+
+    table = markdown(results)
+    print(table)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    for path in (out / f"bench-{stamp}.json", out / "latest.json"):
+        path.write_text(json.dumps(results, indent=1) + "\n")
+    (out / "latest.md").write_text(table + "\n")
+    print(f"results: {out / f'bench-{stamp}.json'} (table in {out / 'latest.md'})")
+    return 0 if not any("error" in r for r in results["subjects"].values()) else 1

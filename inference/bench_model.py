@@ -1,0 +1,272 @@
+"""Benchmark inputs: a Baichuan-shaped model folder, the same weights as transformers' Llama or a GGUF, and bandwidth."""
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+#: The issue's reference shape: Baichuan2's vocabulary with a small body, so it runs in minutes on 2 cores.
+DEFAULT_SHAPE = dict(hidden_size=1024, num_layers=8, num_heads=16, intermediate_size=2816, vocab_size=125696)
+#: Baichuan2-7B itself (the GPU run).
+SHAPE_7B = dict(hidden_size=4096, num_layers=32, num_heads=32, intermediate_size=11008, vocab_size=125696)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """Size of a Baichuan2-layout model (RoPE, NormHead, fused W_pack)."""
+
+    hidden_size: int
+    num_layers: int
+    num_heads: int
+    intermediate_size: int
+    vocab_size: int
+    model_max_length: int = 4096
+
+    @property
+    def key(self) -> str:
+        return (f"h{self.hidden_size}-l{self.num_layers}-a{self.num_heads}-i{self.intermediate_size}"
+                f"-v{self.vocab_size}-s{self.model_max_length}")
+
+    def matrix_params(self) -> int:
+        """Parameters read per decoded token: every linear layer and lm_head (one embedding row is noise)."""
+        h, i = self.hidden_size, self.intermediate_size
+        return self.num_layers * (3 * h * h + h * h + 3 * h * i) + self.vocab_size * h
+
+    def total_params(self) -> int:
+        return self.matrix_params() + self.vocab_size * self.hidden_size + (2 * self.num_layers + 1) * self.hidden_size
+
+    def kv_bytes_per_position(self, element_size: int) -> int:
+        return 2 * self.num_layers * self.hidden_size * element_size
+
+
+# ---- the model folder -----------------------------------------------------------------------------
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def pad_tokenizer(path: Path, vocab_size: int) -> None:
+    """Append user-defined pieces `<bench_N>` to a SentencePiece model until it has vocab_size pieces.
+
+    Repeated protobuf fields may be continued at the end of a message, so appending ModelProto.pieces
+    entries (field 1: piece, score, type USER_DEFINED) to the serialized file extends the vocabulary.
+    """
+    import sentencepiece as spm
+
+    have = spm.SentencePieceProcessor(model_file=str(path)).get_piece_size()
+    extra = bytearray()
+    for i in range(have, vocab_size):
+        text = f"<bench_{i}>".encode()
+        piece = b"\x0a" + _varint(len(text)) + text + b"\x15" + struct.pack("<f", 0.0) + b"\x18\x04"
+        extra += b"\x0a" + _varint(len(piece)) + piece
+    path.write_bytes(path.read_bytes() + bytes(extra))
+    got = spm.SentencePieceProcessor(model_file=str(path)).get_piece_size()
+    if got != vocab_size:
+        raise RuntimeError(f"padded tokenizer has {got} pieces, wanted {vocab_size}")
+
+
+def write_bench_folder(root: Path, shape: Shape, dtype: torch.dtype = torch.bfloat16, seed: int = 0) -> Path:
+    """A Baichuan2-format folder of this shape under root (reused when already written); returns its path."""
+    from .fixtures import random_weights, write_model_folder, write_weights
+
+    folder = Path(root) / f"baichuan2-{shape.key}-{str(dtype).removeprefix('torch.')}"
+    stamp = folder / "bench-shape.json"
+    if stamp.is_file() and json.loads(stamp.read_text()) == asdict(shape):
+        return folder
+    if folder.exists():
+        shutil.rmtree(folder)
+    # The fixture writer makes config, generation config, tokenizer files and trap .py files; the weights
+    # it writes at a toy size are then replaced by the chosen shape's, and the tokenizer padded to the vocab.
+    write_model_folder(folder, hidden_size=64, num_layers=1, num_heads=4, intermediate_size=128,
+                       model_max_length=shape.model_max_length, seed=seed)
+    (folder / "model.safetensors").unlink()
+    pad_tokenizer(folder / "tokenizer.model", shape.vocab_size)
+    config = json.loads((folder / "config.json").read_text())
+    config.update(hidden_size=shape.hidden_size, num_hidden_layers=shape.num_layers,
+                  num_attention_heads=shape.num_heads, intermediate_size=shape.intermediate_size,
+                  vocab_size=shape.vocab_size, torch_dtype=str(dtype).removeprefix("torch."))
+    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    weights = random_weights(vocab_size=shape.vocab_size, hidden_size=shape.hidden_size,
+                             num_layers=shape.num_layers, num_heads=shape.num_heads,
+                             intermediate_size=shape.intermediate_size, seed=seed)
+    for name in list(weights):
+        weights[name] = weights[name].to(dtype)
+    write_weights(folder, weights, "safetensors")
+    stamp.write_text(json.dumps(asdict(shape)))
+    return folder
+
+
+def folder_tensors(folder: Path):
+    """The folder's tensors (mmap'd, checkpoint dtype)."""
+    from .weights import iter_checkpoint
+
+    return iter_checkpoint(folder)
+
+
+# ---- the same weights for transformers ------------------------------------------------------------
+def hf_llama(folder: Path, dtype: torch.dtype):
+    """transformers' LlamaForCausalLM holding the folder's weights: W_pack split, lm_head rows normalised.
+
+    With rotate-half RoPE, SiLU MLP and RMSNorm this is Baichuan2-7B's computation exactly.
+    """
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    cfg = json.loads((Path(folder) / "config.json").read_text())
+    hidden, heads = cfg["hidden_size"], cfg["num_attention_heads"]
+    config = LlamaConfig(vocab_size=cfg["vocab_size"], hidden_size=hidden, intermediate_size=cfg["intermediate_size"],
+                         num_hidden_layers=cfg["num_hidden_layers"], num_attention_heads=heads,
+                         num_key_value_heads=heads, rms_norm_eps=cfg["rms_norm_eps"],
+                         max_position_embeddings=cfg["model_max_length"], tie_word_embeddings=False,
+                         rope_parameters={"rope_type": "default", "rope_theta": 10000.0},
+                         bos_token_id=1, eos_token_id=2, pad_token_id=0, dtype=dtype)
+    with torch.device("meta"):
+        model = LlamaForCausalLM(config)
+    state = {}
+    for name, tensor in folder_tensors(folder):
+        if name.endswith("self_attn.W_pack.weight"):
+            prefix = name.removesuffix("W_pack.weight")
+            for part, rows in zip("qkv", tensor.split(hidden, dim=0)):
+                state[f"{prefix}{part}_proj.weight"] = rows.to(dtype).contiguous()
+        elif name == "lm_head.weight":
+            state[name] = torch.nn.functional.normalize(tensor.float(), dim=-1).to(dtype)
+        else:
+            state[name] = tensor.to(dtype).contiguous()
+    model.load_state_dict(state, strict=True, assign=True)
+    # RoPE inverse frequencies are a non-persistent buffer: recompute it off the meta device.
+    for module in model.modules():
+        if hasattr(module, "inv_freq"):
+            dim = hidden // heads
+            module.inv_freq = 1.0 / (10000.0 ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim))
+            module.original_inv_freq = module.inv_freq
+    return model.eval()
+
+
+# ---- the same weights as a GGUF for llama.cpp -----------------------------------------------------
+GGUF_TYPES = ("F32", "BF16", "Q8_0")
+
+
+def _llama_permute(w: torch.Tensor, heads: int) -> torch.Tensor:
+    """Rotate-half q/k rows -> llama.cpp's interleaved rotary layout (as convert_hf_to_gguf.py does)."""
+    return w.reshape(heads, 2, w.shape[0] // heads // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+
+
+def write_gguf(folder: Path, out: Path, kind: str = "BF16") -> Path:
+    """The folder's model as a llama-architecture GGUF (F32, BF16 or Q8_0 matrices; norms in F32)."""
+    import gguf
+    import numpy as np
+
+    out = Path(out)
+    if out.is_file():
+        return out
+    cfg = json.loads((Path(folder) / "config.json").read_text())
+    hidden, heads, layers = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_hidden_layers"]
+    writer = gguf.GGUFWriter(str(out) + ".part", "llama")
+    writer.add_name("baichuan2-bench")
+    writer.add_context_length(cfg["model_max_length"])
+    writer.add_embedding_length(hidden)
+    writer.add_block_count(layers)
+    writer.add_feed_forward_length(cfg["intermediate_size"])
+    writer.add_head_count(heads)
+    writer.add_head_count_kv(heads)
+    writer.add_rope_dimension_count(hidden // heads)
+    writer.add_rope_freq_base(10000.0)
+    writer.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+    writer.add_file_type({"F32": 0, "BF16": 32, "Q8_0": 7}[kind])
+    vocab = cfg["vocab_size"]
+    writer.add_tokenizer_model("llama")
+    writer.add_token_list([f"<t{i}>" for i in range(vocab)])
+    writer.add_token_scores([0.0] * vocab)
+    writer.add_token_types([1] * vocab)
+    writer.add_bos_token_id(1)
+    writer.add_eos_token_id(2)
+    writer.add_add_bos_token(False)
+    names = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
+             "lm_head.weight": "output.weight"}
+    per_layer = {"self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
+                 "mlp.down_proj": "ffn_down", "input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm"}
+
+    def add(name: str, t: torch.Tensor) -> None:
+        t = t.float().contiguous()
+        if t.dim() == 1 or kind == "F32":
+            writer.add_tensor(name, t.numpy())
+        elif kind == "BF16":
+            writer.add_tensor(name, t.bfloat16().view(torch.int16).numpy().view(np.uint16),
+                              raw_dtype=gguf.GGMLQuantizationType.BF16)
+        else:
+            writer.add_tensor(name, gguf.quants.quantize(t.numpy(), gguf.GGMLQuantizationType.Q8_0),
+                              raw_dtype=gguf.GGMLQuantizationType.Q8_0)
+
+    for name, tensor in folder_tensors(folder):
+        if name in names:
+            if name == "lm_head.weight":
+                tensor = torch.nn.functional.normalize(tensor.float(), dim=-1)
+            add(names[name], tensor)
+            continue
+        layer = int(name.split(".")[2])
+        rest = name.split(".", 3)[3].removesuffix(".weight")
+        if rest == "self_attn.W_pack":
+            q, k, v = tensor.float().split(hidden, dim=0)
+            add(f"blk.{layer}.attn_q.weight", _llama_permute(q, heads))
+            add(f"blk.{layer}.attn_k.weight", _llama_permute(k, heads))
+            add(f"blk.{layer}.attn_v.weight", v)
+        else:
+            add(f"blk.{layer}.{per_layer[rest]}.weight", tensor)
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    Path(str(out) + ".part").rename(out)
+    return out
+
+
+# ---- memory bandwidth -----------------------------------------------------------------------------
+def _best_seconds(fn, reps: int) -> float:
+    fn()
+    best = float("inf")
+    for _ in range(reps):
+        t = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t)
+    return best
+
+
+def measure_bandwidth(gib: float = 1.0, reps: int = 7) -> dict:
+    """DRAM bandwidth as torch sees it, over `gib` GiB: an fp32 matrix-vector product and a plain sum (reads),
+    and a STREAM triad (two reads, one write, all counted). The roofline takes the best of the three."""
+    n = int(gib * (1 << 30) / 4) // 16384 * 16384
+    a = torch.randn(n // 16384, 16384)
+    v = torch.randn(16384)
+    mv = a.numel() * 4 / _best_seconds(lambda: torch.mv(a, v), reps)
+    total = a.numel() * 4 / _best_seconds(lambda: a.sum(), reps)
+    del a
+    m = n // 4  # three arrays of gib/4 each
+    x, y, z = torch.empty(m), torch.randn(m), torch.randn(m)
+    triad = 3 * m * 4 / _best_seconds(lambda: torch.add(y, z, alpha=3.0, out=x), reps)
+    return {"mv_fp32_GBps": mv / 1e9, "sum_fp32_GBps": total / 1e9, "triad_GBps": triad / 1e9,
+            "bandwidth_GBps": max(mv, total, triad) / 1e9,
+            "threads": torch.get_num_threads()}
+
+
+def measure_gpu_bandwidth(device: str = "cuda", gib: float = 2.0, reps: int = 10) -> dict:
+    """HBM bandwidth on a GPU: a device-to-device copy (read + write) and an fp16 matrix-vector product."""
+    n = int(gib * (1 << 30) / 2) // 8192 * 8192
+    a = torch.randn(n // 8192, 8192, device=device, dtype=torch.float16)
+    v = torch.randn(8192, device=device, dtype=torch.float16)
+
+    def timed(fn):
+        torch.cuda.synchronize()
+        return _best_seconds(lambda: (fn(), torch.cuda.synchronize()), reps)
+
+    mv = a.numel() * 2 / timed(lambda: torch.mv(a, v))
+    b = torch.empty_like(a)
+    copy = 2 * a.numel() * 2 / timed(lambda: b.copy_(a))
+    return {"mv_fp16_GBps": mv / 1e9, "copy_GBps": copy / 1e9, "bandwidth_GBps": max(mv, copy) / 1e9}

@@ -1,0 +1,72 @@
+"""The benchmark's Markdown report: the side-by-side table, load figures, prefix cache and the machine."""
+from __future__ import annotations
+
+from .bench_model import Shape
+
+LABELS = {
+    "ours-bf16": ("ours", "bf16"), "ours-fp32": ("ours", "fp32"), "ours-int8": ("ours", "int8 weight-only"),
+    "ours-fp16": ("ours", "fp16"), "hf-bf16": ("transformers", "bf16"), "hf-fp32": ("transformers", "fp32"),
+    "hf-fp16": ("transformers", "fp16"), "llamacpp-bf16": ("llama.cpp", "BF16 GGUF"),
+    "llamacpp-f32": ("llama.cpp", "F32 GGUF"), "llamacpp-q8_0": ("llama.cpp", "Q8_0 GGUF"),
+}
+
+
+def roofline_tokens_per_s(bandwidth_gbps: float, shape: Shape, bytes_per_weight: float) -> float:
+    """Decode ceiling: bandwidth / weight bytes read per token (every matrix and lm_head once)."""
+    return bandwidth_gbps * 1e9 / (shape.matrix_params() * bytes_per_weight)
+
+
+def _gib(n: float | None) -> str:
+    return "–" if n is None else f"{n / 2**30:.2f}"
+
+
+def markdown(results: dict) -> str:
+    from .bench import SUBJECTS
+
+    shape = Shape(**results["shape"])
+    bandwidth = results.get("bandwidth", {}).get("bandwidth_GBps")
+    lines = ["| engine | weights | in → out | TTFT s | prefill tok/s | decode tok/s | decode % of roofline "
+             "| peak RSS GiB |", "|---|---|---|---:|---:|---:|---:|---:|"]
+    for n_in, n_out in results["shapes"]:
+        for name, res in results["subjects"].items():
+            who, weights = LABELS.get(name, (name, ""))
+            if "error" in res:
+                lines.append(f"| {who} | {weights} | {n_in} → {n_out} | failed: {res['error'][:80]} |||||")
+                continue
+            row = res["shapes"][f"{n_in}x{n_out}"]
+            roof = roofline_tokens_per_s(bandwidth, shape, SUBJECTS[name][3]) if bandwidth else None
+            pct = f"{100 * row['decode_tokens_per_s'] / roof:.0f} %" if roof else "–"
+            lines.append(f"| {who} | {weights} | {n_in} → {n_out} | {row['ttft_s']:.3f} | "
+                         f"{row['prefill_tokens_per_s']:.0f} | {row['decode_tokens_per_s']:.1f} | {pct} | "
+                         f"{_gib(res.get('peak_rss'))} |")
+    lines += ["", "| engine | weights | load s | RSS added while loading GiB | weight bytes GiB | ratio |",
+              "|---|---|---:|---:|---:|---:|"]
+    for name, res in results["subjects"].items():
+        if "error" in res:
+            continue
+        who, weights = LABELS.get(name, (name, ""))
+        added = res["peak_rss_load"] - res["rss_before_load"]
+        wb = res.get("weight_bytes")
+        ratio = f"{added / wb:.2f}×" if wb else "–"
+        lines.append(f"| {who} | {weights} | {res['load_s']:.2f} | {_gib(added)} | {_gib(wb)} | {ratio} |")
+    for name, res in results["subjects"].items():
+        pc = res.get("prefix_cache") if "error" not in res else None
+        if pc:
+            lines += ["", f"Prefix cache ({LABELS.get(name, (name,))[0]} {LABELS.get(name, ('', ''))[1]}): turn 10 "
+                      f"of a {pc['conversation_tokens']}-token conversation reuses {pc['cached_tokens']} cached tokens "
+                      f"and prefills {pc['new_tokens']}: TTFT {pc['ttft_turn_s']:.3f} s vs {pc['ttft_fresh_s']:.3f} s "
+                      f"for a fresh {pc['new_tokens']}-token prompt = **{pc['ratio']:.2f}×** (target ≤ 1.2×)."]
+    m, bw = results["machine"], results.get("bandwidth", {})
+    roofs = ", ".join(f"{k} {roofline_tokens_per_s(bandwidth, shape, b):.1f} tok/s"
+                      for k, b in (("bf16", 2.0), ("fp32", 4.0), ("int8", 1.0))) if bandwidth else "–"
+    lines += ["", f"Machine: {m.get('cpu', '?')}, {m.get('physical_cores')} cores "
+              f"({', '.join(m.get('isa', []))}), {m.get('memory_GiB', '?')} GiB, {m.get('gpu', 'no GPU')}; "
+              f"torch {m['torch']}, {results['threads']} threads.",
+              f"Model: hidden {shape.hidden_size}, {shape.num_layers} layers, {shape.num_heads} heads, "
+              f"intermediate {shape.intermediate_size}, vocab {shape.vocab_size} "
+              f"({shape.total_params() / 1e6:.0f} M parameters, {shape.matrix_params() / 1e6:.0f} M read per token); "
+              f"greedy, {results['repeats']} runs per row (medians).",
+              "Bandwidth measured in the same run: " + ", ".join(f"{k.removesuffix('_GBps')} {v:.1f} GB/s"
+                                                                 for k, v in bw.items() if k.endswith("GBps"))
+              + f"; decode roofline {roofs}."]
+    return "\n".join(lines)

