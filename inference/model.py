@@ -1,6 +1,7 @@
 """One decoder for Baichuan2 (RoPE or ALiBi, NormHead), Baichuan v1 and Llama-family models, with a static KV cache."""
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -31,8 +32,8 @@ class RMSNorm(nn.Module):
         self.eps = eps
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        variance = x.float().pow(2).mean(-1, keepdim=True)
-        return self.weight * (x.float() * torch.rsqrt(variance + self.eps)).to(self.weight.dtype)
+        x = x.float()
+        return self.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)).to(self.weight.dtype)
 
 
 class Attention(nn.Module):
@@ -46,19 +47,26 @@ class Attention(nn.Module):
         self.o_proj = nn.Linear(cfg.num_heads * cfg.head_dim, cfg.hidden_size, bias=False)
         self.k_cache: torch.Tensor | None = None
         self.v_cache: torch.Tensor | None = None
+        #: Optional one-position attention over the cache, fn(q[H, D], k_cache, v_cache, length) -> [H, D];
+        #: set by Decoder.use_decode_attention (the CPU C kernel); None keeps SDPA for every step.
+        self.decode_attention = None
 
     def forward(self, x: torch.Tensor, start: int, rope: tuple | None, bias: torch.Tensor | None) -> torch.Tensor:
         seq = x.shape[0]
-        q_size, kv_size = self.num_heads * self.head_dim, self.num_kv_heads * self.head_dim
-        q, k, v = self.W_pack(x).split([q_size, kv_size, kv_size], dim=-1)
-        q = q.view(seq, self.num_heads, self.head_dim).transpose(0, 1)
-        k = k.view(seq, self.num_kv_heads, self.head_dim).transpose(0, 1)
-        v = v.view(seq, self.num_kv_heads, self.head_dim).transpose(0, 1)
-        if rope is not None:
-            q, k = apply_rope(q, rope), apply_rope(k, rope)
+        heads, kv_heads, dim = self.num_heads, self.num_kv_heads, self.head_dim
+        qkv = self.W_pack(x)
+        qk = qkv[:, :(heads + kv_heads) * dim].view(seq, heads + kv_heads, dim)
+        if rope is not None:  # q and k rotated together: one pass of elementwise ops instead of two
+            qk = apply_rope(qk, (rope[0][:, None], rope[1][:, None]))
+        q, k = qk[:, :heads], qk[:, heads:]
+        v = qkv[:, (heads + kv_heads) * dim:].view(seq, kv_heads, dim)
         end = start + seq
-        self.k_cache[:, start:end] = k
-        self.v_cache[:, start:end] = v
+        self.k_cache[:, start:end] = k.transpose(0, 1)
+        self.v_cache[:, start:end] = v.transpose(0, 1)
+        if seq == 1 and self.decode_attention is not None:
+            out = self.decode_attention(q[0].contiguous(), self.k_cache, self.v_cache, end)
+            return self.o_proj(out.view(1, heads * dim))
+        q = q.transpose(0, 1)
         keys, values = self.k_cache[:, :end], self.v_cache[:, :end]
         causal = bias is None and seq > 1 and start == 0
         out = F.scaled_dot_product_attention(
@@ -66,7 +74,7 @@ class Attention(nn.Module):
             attn_mask=None if bias is None else bias.unsqueeze(0), is_causal=causal,
             enable_gqa=self.num_kv_heads != self.num_heads,
         )
-        return self.o_proj(out.squeeze(0).transpose(0, 1).reshape(seq, q_size))
+        return self.o_proj(out.squeeze(0).transpose(0, 1).reshape(seq, heads * dim))
 
 
 def rotate_half(x: torch.Tensor) -> torch.Tensor:
@@ -75,8 +83,14 @@ def rotate_half(x: torch.Tensor) -> torch.Tensor:
 
 
 def apply_rope(x: torch.Tensor, rope: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    cos, sin = rope
-    return x * cos + rotate_half(x) * sin
+    """x * cos + rotate_half(x) * sin, with rope = (cos, signed_sin) where signed_sin = [-sin_1, sin_2].
+
+    Swapping the two halves (a flip of a [2, D/2] view) times the signed sine equals rotate_half(x) * sin
+    exactly (negation is exact), in fewer elementwise passes.
+    """
+    cos, signed_sin = rope
+    swapped = x.unflatten(-1, (2, x.shape[-1] // 2)).flip(-2).flatten(-2)
+    return x * cos + swapped * signed_sin
 
 
 class MLP(nn.Module):
@@ -89,7 +103,7 @@ class MLP(nn.Module):
         self.down_proj = nn.Linear(cfg.intermediate_size, cfg.hidden_size, bias=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
+        return self.down_proj(F.silu(self.gate_proj(x)).mul_(self.up_proj(x)))
 
 
 class DecoderLayer(nn.Module):
@@ -135,8 +149,10 @@ class Decoder(nn.Module):
         for layer in self.model.layers:
             attn = layer.self_attn
             shape = (cfg.num_kv_heads, max_seq_len, cfg.head_dim)
-            attn.k_cache = torch.zeros(shape, dtype=dtype, device=device)
-            attn.v_cache = torch.zeros(shape, dtype=dtype, device=device)
+            # Uninitialised: only positions already written are ever read, and untouched pages of a large
+            # cache cost no resident memory until a conversation reaches them.
+            attn.k_cache = torch.empty(shape, dtype=dtype, device=device)
+            attn.v_cache = torch.empty(shape, dtype=dtype, device=device)
 
     def weights(self) -> dict[str, torch.Tensor]:
         """Parameters by checkpoint name (the tied lm_head excluded)."""
@@ -154,7 +170,9 @@ class Decoder(nn.Module):
             freqs = torch.outer(torch.arange(self.max_seq_len, dtype=torch.float32), inv_freq)
             emb = torch.cat((freqs, freqs), dim=-1)
             self.rope_cos = emb.cos().to(dtype=dtype, device=device)
-            self.rope_sin = emb.sin().to(dtype=dtype, device=device)
+            sin = emb.sin()
+            half = dim // 2
+            self.rope_sin = torch.cat((-sin[:, :half], sin[:, half:]), dim=-1).to(dtype=dtype, device=device)
         else:
             self.alibi = torch.tensor(alibi_slopes(cfg.num_heads), dtype=torch.float32, device=device)
 
@@ -163,7 +181,20 @@ class Decoder(nn.Module):
         if self.config.norm_head:
             with torch.no_grad():
                 w = self.lm_head.weight
-                w.copy_(F.normalize(w.float(), dim=-1).to(w.dtype))
+                for start in range(0, w.shape[0], 8192):  # in row blocks: no float32 copy of the whole head
+                    rows = w[start:start + 8192]
+                    rows.copy_(F.normalize(rows.float(), dim=-1).to(w.dtype))
+
+    def use_decode_attention(self, kernel) -> None:
+        """Route one-position steps through kernel(q[H, D], k_cache, v_cache, length, scale=, slopes=) -> [H, D].
+
+        The kernel gets the softmax scale and, for ALiBi models, the float32 head slopes; None restores SDPA.
+        """
+        scale = 1.0 / math.sqrt(self.config.head_dim)
+        slopes = None if self.alibi is None else self.alibi.float().contiguous()
+        for layer in self.model.layers:
+            layer.self_attn.decode_attention = (
+                None if kernel is None else functools.partial(kernel, scale=scale, slopes=slopes))
 
     def _alibi_bias(self, start: int, seq: int, dtype: torch.dtype) -> torch.Tensor:
         end = start + seq
@@ -185,8 +216,8 @@ class Decoder(nn.Module):
             rope = (self.rope_cos[start:start + seq], self.rope_sin[start:start + seq])
             if start > 0 and seq > 1:
                 bias = self._causal_mask(start, seq)
-        else:
-            bias = self._alibi_bias(start, seq, x.dtype)
+        elif seq > 1 or self.model.layers[0].self_attn.decode_attention is None:
+            bias = self._alibi_bias(start, seq, x.dtype)  # (a decode kernel applies the slopes itself)
         for layer in self.model.layers:
             x = layer(x, start, rope, bias)
         x = self.model.norm(x if all_logits else x[-1:])
