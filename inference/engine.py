@@ -14,6 +14,7 @@ from .detokenizer import IncrementalDetokenizer
 from .device import dtype_name, resolve_device, resolve_dtype
 from .errors import DeviceError, InputError, ModelFolderError
 from .model import Decoder
+from .quantize import check_quantize, optimize_linears
 from .sampling import Sampler, SamplingParams
 from .torch_guard import is_out_of_memory
 
@@ -62,6 +63,8 @@ class Engine:
         self.device, self.dtype = device.type, dtype_name(next(model.parameters()).dtype)
         self.max_seq_len = model.max_seq_len
         self.load_seconds = load_seconds
+        self.quantize: str | None = None  # "int8" when the linear layers hold int8 weights
+        self.kernels: dict = {}  # what inference.quantize.optimize_linears did
         self._cached_ids: list[int] = []  # tokens whose keys/values are valid in the KV cache
         self._lock = threading.Lock()
 
@@ -69,8 +72,13 @@ class Engine:
     @classmethod
     def load(cls, model_dir: str | Path | None = None, device: str = "auto", dtype: str = "auto",
              max_seq_len: int | None = None, progress: Progress | None = None,
-             cancel: threading.Event | None = None) -> "Engine":
-        """Load a Baichuan model folder, or the demo model when model_dir is None."""
+             cancel: threading.Event | None = None, quantize: str | None = None) -> "Engine":
+        """Load a Baichuan model folder, or the demo model when model_dir is None.
+
+        quantize="int8" stores every linear layer (lm_head included) as weight-only int8 with one scale per
+        output row (decode reads half the bytes of bf16); None keeps the dtype's weights. On a CPU, bf16
+        models also get the C matrix-vector and decode-attention kernels of inference.cpu_kernels.
+        """
         from .loader import load_demo_parts, load_folder_parts
 
         started = time.perf_counter()
@@ -82,6 +90,7 @@ class Engine:
 
         torch_device = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, torch_device)
+        quantize = check_quantize(quantize, torch_device)
         loader = load_demo_parts if model_dir is None else load_folder_parts
         parts = loader(model_dir, torch_dtype, report, check_cancel)
         seq_len = _check_max_seq_len(max_seq_len, parts.config.model_max_length)
@@ -97,16 +106,21 @@ class Engine:
             raise DeviceError(f"out of memory on {torch_device} while loading the model; "
                               "try a smaller --max-seq-len, another dtype or another device") from None
         model.eval()
+        report(0.96, "quantizing to int8" if quantize else "preparing the fast kernels")
+        kernels = optimize_linears(model, torch_dtype, torch_device, quantize)
         report(1.0, "ready")
-        return cls(model=model, tokenizer=parts.tokenizer, chat_format=parts.chat_format, defaults=parts.defaults,
-                   name=parts.name, is_demo=model_dir is None, device=torch_device, source=parts.source,
-                   load_seconds=time.perf_counter() - started)
+        engine = cls(model=model, tokenizer=parts.tokenizer, chat_format=parts.chat_format, defaults=parts.defaults,
+                     name=parts.name, is_demo=model_dir is None, device=torch_device, source=parts.source,
+                     load_seconds=time.perf_counter() - started)
+        engine.quantize, engine.kernels = quantize, kernels
+        return engine
 
     def info(self) -> dict:
         """What the UI shows about the loaded model."""
         return {"name": self.name, "is_demo": self.is_demo, "device": self.device, "dtype": self.dtype,
                 "max_seq_len": self.max_seq_len, "source": self.source, "vocab_size": self.config.vocab_size,
-                "load_seconds": round(self.load_seconds, 3), "defaults": self.defaults.__dict__.copy()}
+                "load_seconds": round(self.load_seconds, 3), "defaults": self.defaults.__dict__.copy(),
+                "quantize": self.quantize, "kernels": dict(self.kernels)}
 
     # ---- requests ------------------------------------------------------------------------------
     def default_sampling(self, **overrides) -> SamplingParams:
