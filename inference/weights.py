@@ -96,15 +96,80 @@ def _safetensors_shapes(path: Path) -> dict[str, tuple[int, ...]]:
         raise _safetensors_error(path, exc) from None
 
 
+_SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+                       "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
+                       "U8": torch.uint8, "BOOL": torch.bool}
+
+
+def _safetensors_views(path: Path) -> tuple[object, dict] | None:
+    """A private read-only mapping of the file and each tensor's (dtype, shape, offset), or None if unusual."""
+    import mmap
+
+    with open(path, "rb") as f:
+        size = int.from_bytes(f.read(8), "little")
+        header = json.loads(f.read(size))
+        mapping = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
+    layout = {}
+    for name, info in header.items():
+        if name == "__metadata__":
+            continue
+        dtype = _SAFETENSORS_DTYPES.get(info.get("dtype"))
+        if dtype is None:
+            return None
+        layout[name] = (dtype, tuple(info["shape"]), 8 + size + info["data_offsets"][0])
+    return mapping, layout
+
+
 def _safetensors_tensors(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
+    """Tensors as zero-copy views of a memory map (the safetensors library validates the file first).
+
+    A view costs no memory of its own: the loader copies it into a parameter and then hands its pages
+    back (release_pages), so loading never holds the file's pages and the model at once.
+    """
     from safetensors import SafetensorError, safe_open
 
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
-            for name in f.keys():
-                yield name, f.get_tensor(name)
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+            names = list(f.keys())
+            views = _safetensors_views(path)
+            if views is None:  # a dtype torch.frombuffer does not take: let the library read it
+                for name in names:
+                    yield name, f.get_tensor(name)
+                return
+    except (SafetensorError, OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
         raise _safetensors_error(path, exc) from None
+    mapping, layout = views
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # frombuffer's note about buffers it cannot track
+        for name in names:
+            dtype, shape, offset = layout[name]
+            count = math.prod(shape)
+            if count == 0:
+                yield name, torch.empty(shape, dtype=dtype)
+            else:
+                yield name, torch.frombuffer(mapping, dtype=dtype, count=count, offset=offset).view(shape)
+
+
+def release_pages(tensor: torch.Tensor) -> None:
+    """Drop the whole memory pages under a file-backed tensor that is no longer needed (Linux madvise).
+
+    Pages of a memory-mapped checkpoint count as resident once read; releasing each tensor's pages after
+    its copy keeps peak memory at the model's size. Only pages entirely inside the tensor are touched.
+    """
+    import sys
+
+    if not sys.platform.startswith("linux") or tensor.device.type != "cpu" or tensor.numel() == 0:
+        return
+    import ctypes
+    import mmap
+
+    page = mmap.PAGESIZE
+    begin = tensor.data_ptr()
+    end = begin + tensor.numel() * tensor.element_size()
+    first, last = -(-begin // page) * page, end // page * page
+    if last > first:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.madvise(ctypes.c_void_p(first), ctypes.c_size_t(last - first), 4)  # MADV_DONTNEED
 
 
 def _classify_non_zip(path: Path) -> ModelFolderError:
@@ -306,6 +371,7 @@ def load_weights_into(module_state: dict[str, torch.Tensor], model_dir: Path, co
                                        "not a floating-point type")
             module_state[name].copy_(tensor)
             done += tensor.numel()
+            release_pages(tensor)  # file-backed pages of this tensor (it is never read again)
             del tensor
             if progress is not None:
                 progress(done / total)
