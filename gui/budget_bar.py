@@ -1,0 +1,88 @@
+"""Token budget of the next send: prompt tokens + max new tokens against MAX_SEQ_LEN, and dropped rounds."""
+from __future__ import annotations
+
+from PySide6.QtCore import QEvent, QRectF, Qt
+from PySide6.QtGui import QColor, QPainter, QPainterPath
+from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
+
+PROMPT_COLOR = QColor("#4f7cff")
+NEW_COLOR = QColor("#27b59a")
+
+
+class _Bar(QWidget):
+    """The drawn bar: prompt part, reserved-for-answer part, free part."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setFixedHeight(6)
+        self.fractions = (0.0, 0.0)
+
+    def paintEvent(self, _event) -> None:
+        painter = QPainter(self)
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        rect = QRectF(self.rect())
+        clip = QPainterPath()
+        clip.addRoundedRect(rect, 3, 3)
+        painter.setClipPath(clip)
+        track = self.palette().mid().color()
+        track.setAlpha(70)
+        painter.fillRect(rect, track)
+        prompt, new = self.fractions
+        width = rect.width()
+        painter.fillRect(QRectF(0, 0, width * prompt, rect.height()), PROMPT_COLOR)
+        painter.fillRect(QRectF(width * prompt, 0, width * new, rect.height()), NEW_COLOR)
+
+
+class BudgetBar(QWidget):
+    """Shows the engine's chat-rule count for the next send; numbers come from engine.encode_chat."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("budgetBar")
+        self.values: dict | None = None
+        self.bar = _Bar()
+        self.label = QLabel(objectName="budgetLabel")
+        self.notice = QLabel(objectName="budgetNotice")
+        self.notice.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        row = QHBoxLayout()
+        row.setContentsMargins(0, 0, 0, 0)
+        row.addWidget(self.label, 1)
+        row.addWidget(self.notice)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(2, 0, 2, 0)
+        layout.setSpacing(3)
+        layout.addWidget(self.bar)
+        layout.addLayout(row)
+        self._show()
+
+    def set_budget(self, prompt_tokens: int, max_new_tokens: int, max_seq_len: int, dropped_rounds: int) -> None:
+        """Show one encode_chat result for the next send."""
+        self.values = {"prompt_tokens": int(prompt_tokens), "max_new_tokens": int(max_new_tokens),
+                       "max_seq_len": int(max_seq_len), "dropped_rounds": int(dropped_rounds)}
+        self._show()
+
+    def clear(self) -> None:
+        """No model: nothing to count against."""
+        self.values = None
+        self._show()
+
+    def changeEvent(self, event) -> None:
+        if event.type() == QEvent.Type.LanguageChange:
+            self._show()
+        super().changeEvent(event)
+
+    def _show(self) -> None:
+        v = self.values
+        if v is None:
+            self.bar.fractions = (0.0, 0.0)
+            self.label.setText(self.tr("Token budget: waiting for the model"))
+            self.notice.setText("")
+        else:
+            total = max(1, v["max_seq_len"])
+            prompt = min(1.0, v["prompt_tokens"] / total)
+            self.bar.fractions = (prompt, min(1.0 - prompt, v["max_new_tokens"] / total))
+            self.label.setText(self.tr("Prompt {p} + max new {n} of MAX_SEQ_LEN {m} tokens").format(
+                p=v["prompt_tokens"], n=v["max_new_tokens"], m=v["max_seq_len"]))
+            dropped = v["dropped_rounds"]
+            self.notice.setText(self.tr("%n old round(s) will be dropped", "", dropped) if dropped else "")
+        self.bar.update()

@@ -1,0 +1,323 @@
+"""The main window: sidebar, chat pane with composer and budget, settings and speed panel, menus, model loading."""
+from __future__ import annotations
+
+import asyncio
+import base64
+
+from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer
+from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QApplication, QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QPushButton, QScrollArea,
+    QSplitter, QVBoxLayout, QWidget,
+)
+
+from . import i18n, theme
+from .budget_bar import BudgetBar
+from .chat_controller import ChatController
+from .chat_view import ChatView
+from .conversation_list import ConversationList
+from .engine_client import EngineClient, LoadCancelled, WorkerError
+from .export import ExportError, export_json, export_markdown, import_json
+from .input_box import InputBox
+from .menus import Menus
+from .model_dialog import LoadStatus, ModelBanner, ModelDialog
+from .settings_panel import SettingsPanel
+from .speed_plot import SpeedPanel
+from .store import STATE_LANGUAGE, STATE_LAST_MODEL_DIR, STATE_THEME, STATE_WINDOW_GEOMETRY, Store
+
+STATE_DEVICE, STATE_DTYPE, STATE_BROWSE_DIR = "device", "dtype", "last_browse_dir"
+
+
+class MainWindow(QMainWindow):
+    """One chat window over a Store and an EngineClient (the client may be shared, e.g. by tests)."""
+
+    def __init__(self, store: Store, client: EngineClient | None = None, owns_client: bool | None = None):
+        super().__init__()
+        self.setObjectName("mainWindow")
+        self.store = store
+        self.client = client or EngineClient()
+        self.owns_client = client is None if owns_client is None else owns_client
+        self.error_box: QMessageBox | None = None
+        self._tasks: set[asyncio.Task] = set()
+        self._build()
+        self.menus = Menus(self)
+        self.controller = ChatController(store, self.client, self.chat, self.settings_panel, self.budget,
+                                         self.speed_panel, self.input, self)
+        self._connect()
+        self.menus.check("lang", store.get_state(STATE_LANGUAGE) or "system")
+        self.menus.check("theme", store.get_state(STATE_THEME) or "system")
+        self.retranslate_ui()
+        self._restore_geometry()
+        self.controller.restore()
+        self._refresh_model_ui(self.client.state)
+        if self.client.info:
+            self.controller.model_loaded(self.client.info)
+        self.input.setFocus()
+
+    # ---- layout ------------------------------------------------------------------------------
+    def _build(self) -> None:
+        self.sidebar = ConversationList()
+        self.banner = ModelBanner()
+        self.chat = ChatView()
+        self.input = InputBox()
+        self.send_button = QPushButton(objectName="sendButton")
+        self.send_button.setCursor(Qt.CursorShape.PointingHandCursor)
+        self.edit_hint = QLabel(objectName="editHint")
+        self.edit_hint.hide()
+        self.budget = BudgetBar()
+        box = QFrame(objectName="composerBox")
+        box_row = QHBoxLayout(box)
+        box_row.setContentsMargins(10, 6, 8, 6)
+        box_row.addWidget(self.input, 1)
+        box_row.addWidget(self.send_button, 0, Qt.AlignmentFlag.AlignBottom)
+        composer = QFrame(objectName="composer")
+        composer_layout = QVBoxLayout(composer)
+        composer_layout.setContentsMargins(24, 6, 24, 10)
+        composer_layout.setSpacing(6)
+        composer_layout.addWidget(self.edit_hint)
+        composer_layout.addWidget(box)
+        composer_layout.addWidget(self.budget)
+        center = QWidget(objectName="chatCanvas")
+        center_layout = QVBoxLayout(center)
+        center_layout.setContentsMargins(0, 0, 0, 0)
+        center_layout.setSpacing(0)
+        banner_row = QHBoxLayout()
+        banner_row.setContentsMargins(24, 12, 24, 0)
+        banner_row.addWidget(self.banner)
+        center_layout.addLayout(banner_row)
+        center_layout.addWidget(self.chat, 1)
+        center_layout.addWidget(composer)
+        self.settings_panel = SettingsPanel()
+        self.speed_panel = SpeedPanel()
+        right_content = QWidget(objectName="rightContent")
+        right_layout = QVBoxLayout(right_content)
+        right_layout.setContentsMargins(0, 0, 0, 0)
+        right_layout.addWidget(self.settings_panel)
+        right_layout.addWidget(self.speed_panel)
+        right_layout.addStretch(1)
+        self.right_panel = QScrollArea(objectName="rightPanel", widgetResizable=True, frameShape=QFrame.Shape.NoFrame)
+        self.right_panel.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.right_panel.setWidget(right_content)
+        self.splitter = QSplitter()
+        self.splitter.setHandleWidth(1)
+        for widget in (self.sidebar, center, self.right_panel):
+            self.splitter.addWidget(widget)
+        self.splitter.setStretchFactor(1, 1)
+        self.splitter.setSizes([240, 760, 320])
+        self.splitter.setCollapsible(1, False)
+        self.setCentralWidget(self.splitter)
+        self.load_status = LoadStatus()
+        self.statusBar().addWidget(self.load_status, 1)
+        self.resize(1360, 860)
+
+    def _connect(self) -> None:
+        c, a = self.controller, self.menus.actions
+        self.input.send_requested.connect(c.send)
+        self.input.stop_requested.connect(c.stop)
+        QShortcut(QKeySequence(Qt.Key.Key_Escape), self, c.stop)
+        self.send_button.clicked.connect(lambda: c.stop() if c.answering else c.send())
+        c.answering_changed.connect(self._answering_changed)
+        c.editing_changed.connect(self.edit_hint.setVisible)
+        c.conversations_changed.connect(self._refresh_list)
+        c.error.connect(lambda message: self.show_error(self.tr("The answer failed"), message))
+        self.sidebar.selected.connect(c.open_conversation)
+        self.sidebar.new_requested.connect(c.new_conversation)
+        self.sidebar.rename_requested.connect(c.rename)
+        self.sidebar.delete_requested.connect(c.delete)
+        self.sidebar.search_changed.connect(c.set_search)
+        a["new"].triggered.connect(c.new_conversation)
+        a["quit"].triggered.connect(self.close)
+        a["open_model"].triggered.connect(self.open_model_dialog)
+        a["load_demo"].triggered.connect(lambda: self.run(self.load_model(None)))
+        a["cancel_load"].triggered.connect(self.client.cancel_load)
+        a["toggle_settings"].toggled.connect(self.right_panel.setVisible)
+        a["about"].triggered.connect(self._about)
+        a["import_json"].triggered.connect(self._ask_import)
+        for name, fmt, everything in (("export_md", "md", False), ("export_json", "json", False),
+                                      ("export_all_md", "md", True), ("export_all_json", "json", True)):
+            a[name].triggered.connect(lambda _=False, f=fmt, e=everything: self._ask_export(f, e))
+        self.menus.language_group.triggered.connect(lambda action: self.set_language(action.data()))
+        self.menus.theme_group.triggered.connect(lambda action: self.set_theme(action.data()))
+        self.banner.open_requested.connect(self.open_model_dialog)
+        self.banner.demo_requested.connect(lambda: self.run(self.load_model(None)))
+        self.load_status.cancel_requested.connect(self.client.cancel_load)
+        self._client_slots = [(self.client.load_progress, self.load_status.set_progress),
+                              (self.client.state_changed, self._refresh_model_ui)]
+        for signal, slot in self._client_slots:
+            signal.connect(slot)
+
+    def retranslate_ui(self) -> None:
+        self.setWindowTitle(self.tr("Baichuan Chat"))
+        self.input.setPlaceholderText(self.tr("Message the model…  (Enter sends, Shift+Enter for a new line)"))
+        self.edit_hint.setText(self.tr("Editing a message: Enter resends it and drops the answers after it; "
+                                       "Esc cancels"))
+        self._answering_changed(self.controller.answering)
+        self.menus.retranslate()
+        self._refresh_model_ui(self.client.state)
+
+    def changeEvent(self, event) -> None:
+        if event.type() == QEvent.Type.LanguageChange and hasattr(self, "controller"):
+            self.retranslate_ui()
+        super().changeEvent(event)
+
+    # ---- state shown -------------------------------------------------------------------------
+    def _answering_changed(self, answering: bool) -> None:
+        self.send_button.setText(self.tr("Stop") if answering else self.tr("Send"))
+        self.send_button.setProperty("mode", "stop" if answering else "send")
+        self.send_button.style().unpolish(self.send_button)
+        self.send_button.style().polish(self.send_button)
+
+    def _refresh_list(self) -> None:
+        self.sidebar.set_conversations(self.controller.conversation_rows(), self.controller.conversation_id)
+
+    def _refresh_model_ui(self, state: str) -> None:
+        info = self.client.info or {}
+        loading = state == "loading"
+        self.load_status.set_loading(loading)
+        self.menus.actions["cancel_load"].setEnabled(loading)
+        if state == "ready":
+            self.banner.set_mode("demo" if info.get("is_demo") else "hidden", info.get("name", ""))
+            self.load_status.label.setText(self.tr("{name} on {device} ({dtype}) · MAX_SEQ_LEN {n}").format(
+                name=info.get("name", ""), device=info.get("device", ""), dtype=info.get("dtype", ""),
+                n=info.get("max_seq_len", "")))
+        elif loading:
+            self.banner.set_mode("hidden")
+            self.load_status.label.setText(self.tr("Loading model…"))
+        else:
+            self.banner.set_mode("none")
+            self.load_status.label.setText(self.tr("No model loaded"))
+        self.settings_panel.set_model_info(info if state == "ready" else None)
+
+    def show_error(self, title: str, message: str) -> QMessageBox:
+        """A non-blocking error dialog with the one-sentence message; the window stays usable."""
+        box = QMessageBox(QMessageBox.Icon.Critical, title, message, QMessageBox.StandardButton.Ok, self)
+        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        box.open()
+        self.error_box = box
+        return box
+
+    # ---- model -------------------------------------------------------------------------------
+    def run(self, coroutine) -> asyncio.Task:
+        """Run a coroutine on the qasync loop; failures become an error dialog."""
+        task = asyncio.ensure_future(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            exc = task.exception()
+            self.show_error(self.tr("Something went wrong"), str(exc) or exc.__class__.__name__)
+
+    def start(self, model_dir: str | None = None, explicit: bool = False, device: str | None = None,
+              dtype: str | None = None, max_seq_len: int | None = None) -> asyncio.Task:
+        """First load after the window shows: --model, else the remembered folder, else the demo model."""
+        remembered = self.store.get_state(STATE_LAST_MODEL_DIR)
+        folder = model_dir if explicit else remembered
+        return self.run(self.load_model(folder, device, dtype, max_seq_len, fallback_to_demo=not explicit))
+
+    async def load_model(self, model_dir: str | None, device: str | None = None, dtype: str | None = None,
+                         max_seq_len: int | None = None, fallback_to_demo: bool = False) -> dict | None:
+        device = device or self.store.get_state(STATE_DEVICE) or "auto"
+        dtype = dtype or self.store.get_state(STATE_DTYPE) or "auto"
+        try:
+            info = await self.client.load(model_dir, device, dtype, max_seq_len)
+        except LoadCancelled:
+            self.statusBar().showMessage(self.tr("Loading was cancelled"), 5000)
+            return None
+        except WorkerError as exc:
+            self.show_error(self.tr("The model could not be loaded"), str(exc))
+            if fallback_to_demo and model_dir is not None:
+                return await self.load_model(None, device, dtype)
+            return None
+        self.store.set_state(STATE_LAST_MODEL_DIR, model_dir)
+        self.store.set_state(STATE_DEVICE, device)
+        self.store.set_state(STATE_DTYPE, dtype)
+        return info
+
+    def open_model_dialog(self) -> None:
+        dialog = ModelDialog(self.store.get_state(STATE_BROWSE_DIR) or "", self.store.get_state(STATE_DEVICE) or "auto",
+                             self.store.get_state(STATE_DTYPE) or "auto", self)
+        if dialog.exec() == ModelDialog.DialogCode.Accepted:
+            choice = dialog.choice()
+            self.store.set_state(STATE_BROWSE_DIR, choice["model_dir"])
+            self.run(self.load_model(**choice))
+        self.input.setFocus()
+
+    # ---- export / import ---------------------------------------------------------------------
+    async def export_to(self, path: str, fmt: str, everything: bool) -> int:
+        """Export this conversation (or all) to Markdown or JSON, atomically, off the GUI thread."""
+        self.controller.save_pending_settings()
+        if not everything and self.controller.conversation_id is None:
+            raise ExportError(self.tr("There is nothing to export yet: this conversation is empty."))
+        ids = None if everything else [self.controller.conversation_id]
+        writer = export_markdown if fmt == "md" else export_json
+        count = await asyncio.to_thread(writer, self.store, path, ids)
+        self.statusBar().showMessage(self.tr("Exported %n conversation(s) to {path}", "", count).format(path=path),
+                                     8000)
+        return count
+
+    async def import_from(self, path: str) -> list[int]:
+        """Import a JSON export into the history (all or nothing) and open the first imported conversation."""
+        ids = await asyncio.to_thread(import_json, self.store, path)
+        self.statusBar().showMessage(self.tr("Imported %n conversation(s)", "", len(ids)), 8000)
+        self.controller.conversations_changed.emit()
+        if ids and not self.controller.answering:
+            self.controller.open_conversation(ids[0])
+        return ids
+
+    def _ask_export(self, fmt: str, everything: bool) -> None:
+        suffix = "md" if fmt == "md" else "json"
+        title = "conversations" if everything else (self.sidebar.title_of(self.controller.conversation_id or -1)
+                                                    or "conversation")
+        name = "".join(ch if ch.isalnum() or ch in "-_ " else "_" for ch in title).strip() or "conversation"
+        filters = self.tr("Markdown (*.md)") if fmt == "md" else self.tr("JSON (*.json)")
+        path, _ = QFileDialog.getSaveFileName(self, self.tr("Export"), f"{name}.{suffix}", filters)
+        if path:
+            self.run(self.export_to(path, fmt, everything))
+
+    def _ask_import(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, self.tr("Import conversations"), "", self.tr("JSON (*.json)"))
+        if path:
+            self.run(self.import_from(path))
+
+    # ---- language, theme, window -------------------------------------------------------------
+    def set_language(self, choice: str) -> None:
+        self.store.set_state(STATE_LANGUAGE, None if choice == "system" else choice)
+        i18n.install(i18n.resolve(choice))
+        self.menus.check("lang", choice)
+
+    def set_theme(self, choice: str) -> None:
+        self.store.set_state(STATE_THEME, None if choice == "system" else choice)
+        dark = theme.apply(QApplication.instance(), theme.resolve(choice))
+        self.chat.set_dark(dark)
+        self.menus.check("theme", choice)
+
+    def _about(self) -> None:
+        QMessageBox.about(self, self.tr("About Baichuan Chat"), self.tr(
+            "A desktop chat for Baichuan2-7B-Chat / 13B-Chat running on this computer (CPU, CUDA or Ascend NPU)."))
+
+    def _restore_geometry(self) -> None:
+        saved = self.store.get_state(STATE_WINDOW_GEOMETRY)
+        if isinstance(saved, str):
+            self.restoreGeometry(QByteArray(base64.b64decode(saved)))
+
+    def showEvent(self, event) -> None:
+        super().showEvent(event)
+        QTimer.singleShot(0, self.input.setFocus)  # no window manager under Xvfb: take the focus ourselves
+        self.activateWindow()
+
+    def closeEvent(self, event) -> None:
+        self.controller.finish_now()
+        self.controller.save_pending_settings()
+        self.store.set_state(STATE_WINDOW_GEOMETRY, base64.b64encode(bytes(self.saveGeometry())).decode())
+        for task in list(self._tasks):
+            task.cancel()
+        if self.owns_client:
+            self.client.shutdown()
+        else:
+            self.controller.detach()
+            for signal, slot in self._client_slots:
+                signal.disconnect(slot)
+        super().closeEvent(event)

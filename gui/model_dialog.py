@@ -1,0 +1,163 @@
+"""Model choice and load feedback: the open-folder dialog, the load progress strip, the demo-model banner."""
+from __future__ import annotations
+
+from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QFrame, QHBoxLayout, QLabel, QLineEdit,
+    QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget,
+)
+
+DEVICES = ("auto", "cpu", "cuda", "npu")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+
+
+class ModelDialog(QDialog):
+    """Choose a Baichuan2 folder, device, dtype and MAX_SEQ_LEN; `choice()` gives them after accept."""
+
+    def __init__(self, folder: str = "", device: str = "auto", dtype: str = "auto", parent=None):
+        super().__init__(parent)
+        self.setMinimumWidth(520)
+        self.folder = QLineEdit(folder)
+        self.browse = QPushButton()
+        self.device = QComboBox()
+        self.device.addItems(DEVICES)
+        self.device.setCurrentText(device if device in DEVICES else "auto")
+        self.dtype = QComboBox()
+        self.dtype.addItems(DTYPES)
+        self.dtype.setCurrentText(dtype if dtype in DTYPES else "auto")
+        self.max_seq_len = QSpinBox()
+        self.max_seq_len.setRange(0, 1 << 20)
+        self.hint = QLabel(wordWrap=True, objectName="seqLen")
+        self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
+        row = QHBoxLayout()
+        row.addWidget(self.folder, 1)
+        row.addWidget(self.browse)
+        self.form = QFormLayout()
+        self._labels = [QLabel() for _ in range(4)]
+        for label, field in zip(self._labels, (row, self.device, self.dtype, self.max_seq_len)):
+            self.form.addRow(label, field)
+        layout = QVBoxLayout(self)
+        layout.addLayout(self.form)
+        layout.addWidget(self.hint)
+        layout.addWidget(self.buttons)
+        self.browse.clicked.connect(self._browse)
+        self.buttons.accepted.connect(self.accept)
+        self.buttons.rejected.connect(self.reject)
+        self.folder.textChanged.connect(self._validate)
+        self.retranslate_ui()
+        self._validate()
+
+    def retranslate_ui(self) -> None:
+        self.setWindowTitle(self.tr("Open model folder"))
+        for label, text in zip(self._labels, (self.tr("Folder"), self.tr("Device"), self.tr("Dtype"),
+                                              self.tr("MAX_SEQ_LEN"))):
+            label.setText(text)
+        self.browse.setText(self.tr("Browse…"))
+        self.folder.setPlaceholderText(self.tr("A Baichuan2-7B-Chat or 13B-Chat folder"))
+        self.max_seq_len.setSpecialValueText(self.tr("model maximum"))
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText(self.tr("Load"))
+        self.hint.setText(self.tr(
+            "The folder holds config.json, tokenizer.model and the weights (*.bin or *.safetensors). "
+            "Code files in it are never run. Ascend 300I Duo: choose npu and float16."))
+
+    def _browse(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self, self.tr("Choose a model folder"), self.folder.text())
+        if folder:
+            self.folder.setText(folder)
+
+    def _validate(self) -> None:
+        self.buttons.button(QDialogButtonBox.StandardButton.Ok).setEnabled(bool(self.folder.text().strip()))
+
+    def choice(self) -> dict:
+        return {"model_dir": self.folder.text().strip(), "device": self.device.currentText(),
+                "dtype": self.dtype.currentText(), "max_seq_len": self.max_seq_len.value() or None}
+
+
+class LoadStatus(QWidget):
+    """Status-bar strip: what is loaded, or a progress bar with Cancel while a model loads."""
+
+    cancel_requested = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.label = QLabel()
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setFixedWidth(180)
+        self.progress.setTextVisible(False)
+        self.cancel = QPushButton()
+        self.cancel.clicked.connect(self.cancel_requested)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(6, 0, 6, 0)
+        layout.addWidget(self.label)
+        layout.addWidget(self.progress)
+        layout.addWidget(self.cancel)
+        self.set_loading(False)
+        self.retranslate_ui()
+
+    def retranslate_ui(self) -> None:
+        self.cancel.setText(self.tr("Cancel"))
+
+    def changeEvent(self, event) -> None:
+        if event.type() == QEvent.Type.LanguageChange:
+            self.retranslate_ui()
+        super().changeEvent(event)
+
+    def set_loading(self, loading: bool) -> None:
+        self.progress.setVisible(loading)
+        self.cancel.setVisible(loading)
+        if loading:
+            self.progress.setValue(0)
+
+    def set_progress(self, fraction: float, message: str) -> None:
+        self.progress.setValue(int(max(0.0, min(1.0, fraction)) * 1000))
+        self.label.setText(self.tr("Loading model: {message}").format(message=message))
+
+
+class ModelBanner(QFrame):
+    """The notice above the chat: a small demo model is loaded (and how to open Baichuan2), or none is."""
+
+    open_requested = Signal()
+    demo_requested = Signal()
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("demoBanner")
+        self.mode = "hidden"
+        self.model_name = ""
+        self.text = QLabel(objectName="bannerText", wordWrap=True, textFormat=Qt.TextFormat.RichText)
+        self.open_button = QPushButton(objectName="bannerButton")
+        self.demo_button = QPushButton(objectName="bannerButton")
+        self.open_button.clicked.connect(self.open_requested)
+        self.demo_button.clicked.connect(self.demo_requested)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(14, 10, 14, 10)
+        layout.setSpacing(10)
+        layout.addWidget(self.text, 1)
+        layout.addWidget(self.demo_button)
+        layout.addWidget(self.open_button)
+        self.set_mode("hidden")
+
+    def set_mode(self, mode: str, model_name: str = "") -> None:
+        """'demo' (demo model loaded), 'none' (no model), or 'hidden' (a real model, or loading)."""
+        self.mode, self.model_name = mode, model_name
+        self.setVisible(mode != "hidden")
+        self.retranslate_ui()
+
+    def retranslate_ui(self) -> None:
+        self.open_button.setText(self.tr("Open model folder…"))
+        self.demo_button.setText(self.tr("Load demo model"))
+        self.demo_button.setVisible(self.mode == "none")
+        if self.mode == "demo":
+            self.text.setText(self.tr(
+                "<b>Demo model:</b> you are chatting with {name}, a small demo model (135 M parameters) — "
+                "its answers are short and often wrong. To chat with Baichuan2, download "
+                "Baichuan2-7B-Chat and choose <b>Model → Open model folder…</b>").format(name=self.model_name))
+        elif self.mode == "none":
+            self.text.setText(self.tr(
+                "<b>No model is loaded.</b> Open a Baichuan2 folder or load the small demo model."))
+
+    def changeEvent(self, event) -> None:
+        if event.type() == QEvent.Type.LanguageChange:
+            self.retranslate_ui()
+        super().changeEvent(event)

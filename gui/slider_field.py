@@ -1,0 +1,72 @@
+"""A slider paired with a spin box that edit one number together (int or float)."""
+from __future__ import annotations
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import QDoubleSpinBox, QHBoxLayout, QSlider, QSpinBox, QWidget
+
+
+class SliderField(QWidget):
+    """Slider + spin box kept in sync; `decimals` = 0 makes it an integer field."""
+
+    valueChanged = Signal(object)
+
+    def __init__(self, minimum: float, maximum: float, decimals: int = 0, step: float = 1, parent=None):
+        super().__init__(parent)
+        self._decimals = decimals
+        self._scale = 10 ** decimals
+        self.slider = QSlider(Qt.Orientation.Horizontal)
+        if decimals:
+            self.spin = QDoubleSpinBox()
+            self.spin.setDecimals(decimals)
+        else:
+            self.spin = QSpinBox()
+        self.spin.setSingleStep(step)
+        self.spin.setAlignment(Qt.AlignmentFlag.AlignRight)
+        self.spin.setFixedWidth(68)
+        self.slider.setMinimumWidth(60)
+        self.spin.setKeyboardTracking(False)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(8)
+        layout.addWidget(self.slider, 1)
+        layout.addWidget(self.spin)
+        self.set_range(minimum, maximum)
+        self.slider.valueChanged.connect(self._from_slider)
+        self.spin.valueChanged.connect(self._from_spin)
+
+    def set_range(self, minimum: float, maximum: float) -> None:
+        """Change the bounds; the current value is clamped into them."""
+        maximum = max(minimum, maximum)
+        for widget in (self.slider, self.spin):
+            widget.blockSignals(True)
+        self.slider.setRange(round(minimum * self._scale), round(maximum * self._scale))
+        self.spin.setRange(minimum, maximum)
+        self.slider.setValue(round(self.spin.value() * self._scale))
+        for widget in (self.slider, self.spin):
+            widget.blockSignals(False)
+
+    def maximum(self) -> float:
+        return self.spin.maximum()
+
+    def value(self):
+        value = self.spin.value()
+        return round(value, self._decimals) if self._decimals else int(value)
+
+    def set_value(self, value, quiet: bool = False) -> None:
+        """Set the value (clamped to the range); `quiet` suppresses valueChanged."""
+        if quiet:
+            self.blockSignals(True)
+        self.spin.setValue(value)
+        if quiet:
+            self.blockSignals(False)
+
+    def _from_slider(self, raw: int) -> None:
+        value = raw / self._scale if self._decimals else raw
+        if self.spin.value() != value:
+            self.spin.setValue(value)
+
+    def _from_spin(self, value) -> None:
+        self.slider.blockSignals(True)
+        self.slider.setValue(round(value * self._scale))
+        self.slider.blockSignals(False)
+        self.valueChanged.emit(self.value())

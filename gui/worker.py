@@ -1,0 +1,182 @@
+"""Worker QObjects living in their own QThreads: InferenceWorker owns the Engine, BudgetWorker counts tokens."""
+from __future__ import annotations
+
+import gc
+import sys
+import threading
+import time
+import traceback
+from collections import deque
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+SPEED_INTERVAL_S = 0.1  # decode-speed samples for the live plot, at most 10 per second
+SPEED_WINDOW = 16  # tokens in the moving window the decode speed is measured over
+
+
+def user_message(exc: BaseException) -> str:
+    """One line for a dialog: UserError messages as they are, anything else with its type."""
+    from inference.errors import UserError
+    from inference.torch_guard import is_out_of_memory
+
+    if isinstance(exc, UserError):
+        return str(exc)
+    if is_out_of_memory(exc):
+        return ("out of memory; close other programs, shorten the conversation, "
+                "or load the model with a smaller dtype or MAX_SEQ_LEN")
+    text = str(exc).strip().splitlines()
+    return f"{exc.__class__.__name__}: {text[0]}" if text else exc.__class__.__name__
+
+
+def chat_messages(history: list[dict], system_prompt: str) -> list[dict]:
+    """The messages the chat rule sees: the system prompt (when given) then the conversation."""
+    messages = [{"role": "system", "content": system_prompt}] if system_prompt.strip() else []
+    return messages + [{"role": m["role"], "content": m["content"]} for m in history]
+
+
+def sampling_params(settings: dict):
+    """SamplingParams for one request from the settings panel's values."""
+    from inference.sampling import SamplingParams
+
+    return SamplingParams(
+        do_sample=bool(settings["do_sample"]), temperature=float(settings["temperature"]),
+        top_k=int(settings["top_k"]), top_p=float(settings["top_p"]),
+        repetition_penalty=float(settings["repetition_penalty"]), seed=settings.get("seed"),
+    )
+
+
+class _SpeedMeter:
+    """Decode tok/s over a moving window of token arrival times, sampled at most every SPEED_INTERVAL_S."""
+
+    def __init__(self):
+        self.times: deque[float] = deque(maxlen=SPEED_WINDOW)
+        self.count = 0
+        self.last_sample = 0.0
+
+    def tick(self, now: float) -> float | None:
+        self.count += 1
+        self.times.append(now)
+        if len(self.times) < 2 or now - self.last_sample < SPEED_INTERVAL_S:
+            return None
+        self.last_sample = now
+        return (len(self.times) - 1) / max(self.times[-1] - self.times[0], 1e-9)
+
+
+class InferenceWorker(QObject):
+    """Owns the Engine in a worker thread. Requests arrive as queued slot calls, one at a time."""
+
+    token = Signal(str, int)  # text the token completes (may be ''), token id
+    finished = Signal(dict)  # text, output_ids, finish_reason, metrics, dropped_rounds, budget
+    error = Signal(str)  # one sentence; ends the current request
+    load_progress = Signal(float, str)
+    loaded = Signal(dict)  # engine.info()
+    speed = Signal(int, float)  # output tokens so far, decode tok/s
+    engine_changed = Signal(object)  # the Engine (or None), for the BudgetWorker only: never to the GUI
+
+    def __init__(self):
+        super().__init__()
+        self._engine = None
+
+    @Slot(object)
+    def load(self, request: dict) -> None:
+        """Load a model folder (None = the demo model); the previous engine is released first."""
+        self._engine = None
+        self.engine_changed.emit(None)
+        gc.collect()
+        cancel: threading.Event = request["cancel"]
+        try:
+            from inference.torch_guard import torch_import_problem
+
+            problem = torch_import_problem()
+            if problem:
+                self.error.emit(problem)
+                return
+            from inference.engine import Engine
+
+            engine = Engine.load(
+                request.get("model_dir"), device=request.get("device") or "auto",
+                dtype=request.get("dtype") or "auto", max_seq_len=request.get("max_seq_len"),
+                progress=self.load_progress.emit, cancel=cancel,
+            )
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a dialog, the app stays up
+            self._report(exc, "loading")
+            return
+        self._engine = engine
+        self.engine_changed.emit(engine)
+        self.loaded.emit(engine.info())
+
+    @Slot(object)
+    def generate(self, request: dict) -> None:
+        """Answer request['messages'] with request['settings']; stop when request['cancel'] is set."""
+        if self._engine is None:
+            self.error.emit("no model is loaded; open a model folder or load the demo model")
+            return
+        from inference.engine import FinishEvent
+
+        settings = request["settings"]
+        try:
+            chat = self._engine.encode_chat(chat_messages(request["messages"], settings.get("system_prompt", "")),
+                                            int(settings["max_new_tokens"]))
+            events = self._engine.generate(chat.input_ids, chat.budget["max_new_tokens"],
+                                           sampling_params(settings), request["cancel"])
+            meter = _SpeedMeter()
+            finish = None
+            for event in events:
+                if isinstance(event, FinishEvent):
+                    finish = event
+                    break
+                self.token.emit(event.text, event.token_id)
+                rate = meter.tick(time.perf_counter())
+                if rate is not None:
+                    self.speed.emit(meter.count, rate)
+        except Exception as exc:  # noqa: BLE001
+            self._report(exc, "generation")
+            return
+        self.finished.emit({
+            "text": finish.text, "output_ids": list(finish.output_ids), "finish_reason": finish.finish_reason,
+            "metrics": dict(finish.metrics), "dropped_rounds": chat.dropped_rounds, "budget": dict(chat.budget),
+        })
+
+    def _report(self, exc: BaseException, what: str) -> None:
+        from inference.errors import UserError
+
+        if not isinstance(exc, (UserError, MemoryError)) and type(exc).__name__ != "Cancelled":
+            print(f"baichuan-chat: {what} failed:", file=sys.stderr)
+            traceback.print_exception(exc, file=sys.stderr)
+        self.error.emit(user_message(exc))
+
+
+class BudgetWorker(QObject):
+    """Counts the next send with the engine's chat rule (tokenizer work only) off the GUI thread."""
+
+    encoded = Signal(dict)
+
+    def __init__(self):
+        super().__init__()
+        self._engine = None
+        self.latest_id = 0  # set by the GUI thread; older requests still queued are skipped
+
+    @Slot(object)
+    def set_engine(self, engine) -> None:
+        self._engine = engine
+
+    @Slot(object)
+    def encode(self, request: dict) -> None:
+        """Budget of sending request['messages'] now: prompt tokens, dropped rounds, max-new-tokens bound."""
+        if request["id"] != self.latest_id or self._engine is None:
+            return
+        engine = self._engine
+        system = request.get("system_prompt", "")
+        messages = chat_messages(request["messages"], system)
+        result = {"id": request["id"], "max_seq_len": engine.max_seq_len}
+        try:
+            newest = chat_messages(request["messages"][-1:], system)
+            smallest = len(engine.encode_chat(newest, 1).input_ids)
+            result["max_new_tokens_limit"] = max(1, engine.max_seq_len - smallest)
+            wanted = min(int(request["max_new_tokens"]), result["max_new_tokens_limit"])
+            chat = engine.encode_chat(messages, wanted)
+            result.update(prompt_tokens=len(chat.input_ids), dropped_rounds=chat.dropped_rounds,
+                          max_new_tokens=chat.budget["max_new_tokens"], budget=dict(chat.budget))
+        except Exception as exc:  # noqa: BLE001 - shown under the bar, never a crash
+            result["error"] = user_message(exc)
+        self.encoded.emit(result)

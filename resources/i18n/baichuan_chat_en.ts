@@ -1,0 +1,30 @@
+<?xml version="1.0" encoding="utf-8"?>
+<!DOCTYPE TS>
+<TS version="2.1" language="en">
+<context>
+    <name>BudgetBar</name>
+    <message numerus="yes">
+        <location filename="../../gui/budget_bar.py" line="87" />
+        <source>%n old round(s) will be dropped</source>
+        <translation><numerusform>%n old round will be dropped</numerusform><numerusform>%n old rounds will be dropped</numerusform></translation>
+    </message>
+</context>
+<context>
+    <name>MainWindow</name>
+    <message numerus="yes">
+        <location filename="../../gui/app.py" line="79" />
+        <source>%n interrupted answer(s) recovered from the last session</source>
+        <translation><numerusform>%n interrupted answer recovered from the last session</numerusform><numerusform>%n interrupted answers recovered from the last session</numerusform></translation>
+    </message>
+    <message numerus="yes">
+        <location filename="../../gui/main_window.py" line="257" />
+        <source>Exported %n conversation(s) to {path}</source>
+        <translation><numerusform>Exported %n conversation to {path}</numerusform><numerusform>Exported %n conversations to {path}</numerusform></translation>
+    </message>
+    <message numerus="yes">
+        <location filename="../../gui/main_window.py" line="264" />
+        <source>Imported %n conversation(s)</source>
+        <translation><numerusform>Imported %n conversation</numerusform><numerusform>Imported %n conversations</numerusform></translation>
+    </message>
+</context>
+</TS>

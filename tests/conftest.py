@@ -1,0 +1,20 @@
+"""Shared pytest set-up: Qt runs headless and the app never touches the user's real data folder."""
+from __future__ import annotations
+
+import os
+import tempfile
+
+import pytest
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("BAICHUAN_CHAT_DATA_DIR", tempfile.mkdtemp(prefix="baichuan-chat-tests-"))
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    """A private, empty app data folder (BAICHUAN_CHAT_DATA_DIR) for one test."""
+    path = tmp_path / "app-data"
+    monkeypatch.setenv("BAICHUAN_CHAT_DATA_DIR", str(path))
+    return path
+
+pytest_plugins = ["gui_harness"]  # GUI fixtures (qasync loop, one demo-model client per session)
