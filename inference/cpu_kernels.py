@@ -94,7 +94,7 @@ static inline float dot_bf16(const uint16_t* w, const uint16_t* x, const float* 
 void gemv_bf16(const uint16_t* W, const uint16_t* x, void* y, int64_t N, int64_t K, int out_f32) {
     float* xf = (float*)malloc(sizeof(float) * (size_t)(K + 16));
     for (int64_t k = 0; k < K; k++) xf[k] = bf16_to_f32(x[k]);
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(dynamic, 32)  /* a preempted thread's rows are taken by the others */
     for (int64_t n = 0; n < N; n++) store(y, out_f32, n, dot_bf16(W + n * K, x, xf, K));
     free(xf);
 }
@@ -140,7 +140,7 @@ void gemv_int8(const int8_t* Q, const float* scale, const uint16_t* x, void* y, 
     for (int64_t k = 0; k < K; k++) { float v = fabsf(bf16_to_f32(x[k])); if (v > amax) amax = v; }
     float xs = amax > 0.0f ? amax / 16383.0f : 1.0f;
     for (int64_t k = 0; k < K; k++) xq[k] = (int16_t)lrintf(bf16_to_f32(x[k]) / xs);
-    #pragma omp parallel for schedule(static)
+    #pragma omp parallel for schedule(dynamic, 32)  /* a preempted thread's rows are taken by the others */
     for (int64_t n = 0; n < N; n++) store(y, out_f32, n, (float)dot_int8(Q + n * K, xq, K) * xs * scale[n]);
     free(xq);
 }
@@ -156,7 +156,7 @@ void attn_decode_bf16(const uint16_t* q, const uint16_t* kc, const uint16_t* vc,
         float* p = (float*)malloc(sizeof(float) * (size_t)(L + 16));
         float* qf = (float*)malloc(sizeof(float) * (size_t)(D + 16));
         float* acc = (float*)malloc(sizeof(float) * (size_t)(D + 16));
-        #pragma omp for schedule(static)
+        #pragma omp for schedule(dynamic, 1)
         for (int64_t h = 0; h < H; h++) {
             const uint16_t* qh = q + h * D;
             const uint16_t* kh = kc + (h / group) * S * D;
