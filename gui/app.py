@@ -69,7 +69,7 @@ async def run_window(args: argparse.Namespace) -> int:
     window = MainWindow(store)
     window.chat.set_dark(dark)
     window_ref = [window]
-    sys.excepthook = _excepthook(window_ref)
+    previous_hook, sys.excepthook = sys.excepthook, _excepthook(window_ref)
     closed = asyncio.Event()
     app.lastWindowClosed.connect(closed.set)
     window.show()
@@ -82,6 +82,7 @@ async def run_window(args: argparse.Namespace) -> int:
     window.start(args.model, explicit=args.model is not None, device=args.device, dtype=args.dtype,
                  max_seq_len=args.max_seq_len)
     await closed.wait()
+    sys.excepthook = previous_hook
     window_ref.clear()
     store.close()
     return 0

@@ -52,6 +52,7 @@ class ChatController(QObject):
         self._settings_timer = QTimer(self, interval=SETTINGS_DEBOUNCE_MS, singleShot=True)
         self._settings_timer.timeout.connect(self._save_settings)
         self._client_slots = [(client.token, self._on_token), (client.speed, speed_panel.add_sample),
+                              (client.first_token, speed_panel.show_first_token),
                               (client.budget_ready, self._on_budget), (client.loaded, self.model_loaded),
                               (client.state_changed, self._state_changed)]
         for signal, slot in self._client_slots:

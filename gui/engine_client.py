@@ -23,6 +23,7 @@ class EngineClient(QObject):
 
     token = Signal(str, int)
     speed = Signal(int, float)
+    first_token = Signal(dict)
     load_progress = Signal(float, str)
     loaded = Signal(dict)
     budget_ready = Signal(dict)
@@ -54,6 +55,7 @@ class EngineClient(QObject):
         self.worker.engine_changed.connect(self.budget_worker.set_engine)
         self.worker.token.connect(self.token)
         self.worker.speed.connect(self.speed)
+        self.worker.first_token.connect(self.first_token)
         self.worker.load_progress.connect(self.load_progress)
         self.worker.loaded.connect(self._on_loaded)
         self.worker.finished.connect(self._on_finished)

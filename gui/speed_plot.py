@@ -106,6 +106,7 @@ class SpeedPanel(QWidget):
         super().__init__(parent)
         self.setObjectName("speedPanel")
         self.metrics: dict | None = None
+        self._prompt: int | str = "—"
         self.title = QLabel(objectName="panelTitle")
         self.plot = SpeedPlot()
         grid = QGridLayout()
@@ -144,6 +145,7 @@ class SpeedPanel(QWidget):
     def start(self) -> None:
         """A new answer begins: clear the plot and the numbers."""
         self.metrics = None
+        self._prompt = "—"
         self.plot.clear()
         for label in self.values.values():
             label.setText("—")
@@ -151,6 +153,12 @@ class SpeedPanel(QWidget):
     def add_sample(self, tokens: int, tokens_per_s: float) -> None:
         self.plot.add_sample(tokens, tokens_per_s)
         self.values["decode"].setText(format_metrics({"decode_tokens_per_s": tokens_per_s})["decode"])
+        self.values["tokens"].setText(translate("Metrics", "{p} in · {o} out").format(p=self._prompt, o=tokens))
+
+    def show_first_token(self, info: dict) -> None:
+        """The answer's first token arrived: time to first token and prompt size, before the final metrics."""
+        self._prompt = int(info.get("prompt_tokens") or 0)
+        self.values["ttft"].setText(format_metrics(info)["ttft"])
 
     def show_metrics(self, metrics: dict) -> None:
         """Show the FinishEvent metrics of an answer."""

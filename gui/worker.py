@@ -71,6 +71,7 @@ class InferenceWorker(QObject):
     load_progress = Signal(float, str)
     loaded = Signal(dict)  # engine.info()
     speed = Signal(int, float)  # output tokens so far, decode tok/s
+    first_token = Signal(dict)  # ttft_s, prompt_tokens: shown before the answer's final metrics
     engine_changed = Signal(object)  # the Engine (or None), for the BudgetWorker only: never to the GUI
 
     def __init__(self):
@@ -121,10 +122,14 @@ class InferenceWorker(QObject):
                                            sampling_params(settings), request["cancel"])
             meter = _SpeedMeter()
             finish = None
+            started = time.perf_counter()
             for event in events:
                 if isinstance(event, FinishEvent):
                     finish = event
                     break
+                if meter.count == 0:
+                    self.first_token.emit({"ttft_s": time.perf_counter() - started,
+                                           "prompt_tokens": len(chat.input_ids)})
                 self.token.emit(event.text, event.token_id)
                 rate = meter.tick(time.perf_counter())
                 if rate is not None:

@@ -28,12 +28,13 @@ def wait_until(predicate, timeout: float = 120.0, what: str = "condition") -> No
 @contextmanager
 def running(loop):
     """Make the qasync loop the running asyncio loop of this thread, only for the GUI code inside."""
+    previous = asyncio.events._get_running_loop()
     asyncio.events._set_running_loop(loop)
     asyncio.set_event_loop(loop)
     try:
         yield loop
     finally:
-        asyncio.events._set_running_loop(None)
+        asyncio.events._set_running_loop(previous)
 
 
 def run_async(coroutine, timeout: float = 60.0):

@@ -67,3 +67,58 @@ def test_cancel_a_load_then_type_and_send_while_the_demo_model_loads(open_window
     assert fresh_client.state == "ready" and window.banner.mode == "demo"
     answer = window.store.get_conversation(window.controller.conversation_id).messages[-1]
     assert answer.status == "complete" and answer.content.startswith("The capital of France")
+
+
+def test_sidebar_search_rename_delete_copy_theme_and_model_dialog(open_window, fresh_client):
+    from PySide6.QtGui import QGuiApplication
+
+    from gui.model_dialog import ModelDialog
+
+    window = open_window(fresh_client)
+    store, controller, sidebar = window.store, window.controller, window.sidebar
+    apples = store.create_conversation("Apples")
+    store.add_message(apples.id, "user", "Tell me about 苹果 please")
+    store.create_conversation("Bananas")
+    controller.conversations_changed.emit()
+    assert [sidebar.list.item(i).text() for i in range(sidebar.list.count())] == ["Bananas", "Apples"]
+    sidebar.search.setText("苹果")
+    wait_until(lambda: sidebar.list.count() == 1, 5, "the search to filter")
+    assert sidebar.list.item(0).text() == "Apples"
+    sidebar.list.setCurrentRow(0)
+    assert controller.conversation_id == apples.id and window.chat.widgets[0].text == "Tell me about 苹果 please"
+    window.chat.widgets[0].copy_button.click()
+    assert QGuiApplication.clipboard().text() == "Tell me about 苹果 please"
+    sidebar.rename_requested.emit(apples.id, "Fruit")
+    assert store.get_conversation(apples.id).title == "Fruit"
+    sidebar.search.setText("")
+    wait_until(lambda: sidebar.list.count() == 2, 5, "the search to clear")
+    sidebar.delete_requested.emit(apples.id)
+    assert store.get_conversation(apples.id) is None and controller.conversation_id != apples.id
+    assert [sidebar.list.item(i).text() for i in range(sidebar.list.count())] == ["Bananas"]
+    window.set_theme("dark")
+    try:
+        assert window.chat.renderer.dark and QGuiApplication.palette().base().color().name() == "#222328"
+    finally:
+        window.set_theme("light")
+    assert not window.chat.renderer.dark
+    dialog = ModelDialog("/models/Baichuan2-7B-Chat", "npu", "float16", window)
+    dialog.max_seq_len.setValue(2048)
+    assert dialog.choice() == {"model_dir": "/models/Baichuan2-7B-Chat", "device": "npu", "dtype": "float16",
+                               "max_seq_len": 2048}
+
+
+def test_language_switch_retranslates_the_whole_window(open_window, fresh_client):
+    from PySide6.QtWidgets import QApplication
+
+    window = open_window(fresh_client)
+    window.set_language("zh_CN")
+    try:
+        QApplication.processEvents()
+        assert window.send_button.text() == "发送" and window.menus.file.title() == "文件(&F)"
+        assert window.settings_panel.title.text() == "设置" and window.sidebar.new_button.text() == "+  新对话"
+        assert window.banner.open_button.text() == "打开模型文件夹…" and window.windowTitle() == "百川对话"
+        assert window.store.get_state("language") == "zh_CN"
+    finally:
+        window.set_language("en")
+        QApplication.processEvents()
+    assert window.send_button.text() == "Send" and window.menus.file.title() == "&File"

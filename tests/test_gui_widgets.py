@@ -133,3 +133,13 @@ def test_settings_panel_bounds_and_defaults(qtbot):
     assert panel.settings()["max_new_tokens"] == 2048  # the user's choice comes back when it fits again
     panel.do_sample.setChecked(False)
     assert not panel.temperature.isEnabled() and panel.settings()["seed"] is None
+
+
+def test_speed_panel_live_values_before_the_final_metrics(qtbot):
+    panel = SpeedPanel()
+    qtbot.addWidget(panel)
+    panel.start()
+    panel.show_first_token({"ttft_s": 0.5, "prompt_tokens": 119})
+    panel.add_sample(10, 12.34)
+    assert panel.values["ttft"].text() == "0.50 s" and panel.values["decode"].text() == "12.3 tok/s"
+    assert panel.values["tokens"].text() == "119 in · 10 out" and panel.values["prefill"].text() == "—"
