@@ -30,8 +30,12 @@ class RMSNorm(nn.Module):
         super().__init__()
         self.weight = nn.Parameter(torch.ones(size))
         self.eps = eps
+        #: Optional fused version fn(x, weight, eps) for bf16 (the CPU C kernel, set by inference.quantize).
+        self.kernel = None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.kernel is not None and x.dtype == self.weight.dtype == torch.bfloat16 and x.is_contiguous():
+            return self.kernel(x, self.weight, self.eps)
         x = x.float()
         return self.weight * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + self.eps)).to(self.weight.dtype)
 
