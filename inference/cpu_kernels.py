@@ -29,6 +29,11 @@ SOURCE = r"""
 #include <immintrin.h>
 #endif
 
+/* Work (weights or cache elements) below which a call stays on one thread. Rows go to threads in
+   dynamic chunks, so a thread preempted by another program does not hold the others at the barrier for
+   long; small calls skip the team altogether: on a busy machine every parallel region risks such a wait. */
+#define PARALLEL_MIN (1 << 20)
+
 static inline float bf16_to_f32(uint16_t h) { uint32_t u = (uint32_t)h << 16; float f; memcpy(&f, &u, 4); return f; }
 static inline uint16_t f32_to_bf16(float f) {
     uint32_t u; memcpy(&u, &f, 4);
@@ -94,7 +99,7 @@ static inline float dot_bf16(const uint16_t* w, const uint16_t* x, const float* 
 void gemv_bf16(const uint16_t* W, const uint16_t* x, void* y, int64_t N, int64_t K, int out_f32) {
     float* xf = (float*)malloc(sizeof(float) * (size_t)(K + 16));
     for (int64_t k = 0; k < K; k++) xf[k] = bf16_to_f32(x[k]);
-    #pragma omp parallel for schedule(dynamic, 32)  /* a preempted thread's rows are taken by the others */
+    #pragma omp parallel for schedule(dynamic, 32) if (N * K >= PARALLEL_MIN)
     for (int64_t n = 0; n < N; n++) store(y, out_f32, n, dot_bf16(W + n * K, x, xf, K));
     free(xf);
 }
@@ -140,7 +145,7 @@ void gemv_int8(const int8_t* Q, const float* scale, const uint16_t* x, void* y, 
     for (int64_t k = 0; k < K; k++) { float v = fabsf(bf16_to_f32(x[k])); if (v > amax) amax = v; }
     float xs = amax > 0.0f ? amax / 16383.0f : 1.0f;
     for (int64_t k = 0; k < K; k++) xq[k] = (int16_t)lrintf(bf16_to_f32(x[k]) / xs);
-    #pragma omp parallel for schedule(dynamic, 32)  /* a preempted thread's rows are taken by the others */
+    #pragma omp parallel for schedule(dynamic, 32) if (N * K >= PARALLEL_MIN)
     for (int64_t n = 0; n < N; n++) store(y, out_f32, n, (float)dot_int8(Q + n * K, xq, K) * xs * scale[n]);
     free(xq);
 }
@@ -151,7 +156,7 @@ void gemv_int8(const int8_t* Q, const float* scale, const uint16_t* x, void* y, 
 void attn_decode_bf16(const uint16_t* q, const uint16_t* kc, const uint16_t* vc, uint16_t* out,
                       int64_t H, int64_t KVH, int64_t S, int64_t L, int64_t D, float scale, const float* slopes) {
     int64_t group = H / KVH;
-    #pragma omp parallel
+    #pragma omp parallel if (H * L * D >= PARALLEL_MIN / 4)
     {
         float* p = (float*)malloc(sizeof(float) * (size_t)(L + 16));
         float* qf = (float*)malloc(sizeof(float) * (size_t)(D + 16));
@@ -198,6 +203,21 @@ void attn_decode_bf16(const uint16_t* q, const uint16_t* kc, const uint16_t* vc,
             for (int64_t d = 0; d < D; d++) out[h * D + d] = f32_to_bf16(acc[d] * inv);
         }
         free(p); free(qf); free(acc);
+    }
+}
+
+/* HF's LlamaRMSNorm in bf16, per row: out = bf16(w * bf16(x * 1/sqrt(mean(x^2) + eps))), sums in f32. */
+void rmsnorm_bf16(const uint16_t* x, const uint16_t* w, uint16_t* out, int64_t rows, int64_t n, float eps) {
+    #pragma omp parallel for schedule(static) if (rows > 8)
+    for (int64_t r = 0; r < rows; r++) {
+        const uint16_t* xr = x + r * n;
+        uint16_t* o = out + r * n;
+        float ss = 0.0f;
+        #pragma omp simd reduction(+:ss)
+        for (int64_t i = 0; i < n; i++) { float v = bf16_to_f32(xr[i]); ss += v * v; }
+        float inv = 1.0f / sqrtf(ss / (float)n + eps);
+        for (int64_t i = 0; i < n; i++)
+            o[i] = f32_to_bf16(bf16_to_f32(w[i]) * bf16_to_f32(f32_to_bf16(bf16_to_f32(xr[i]) * inv)));
     }
 }
 """
@@ -255,6 +275,8 @@ def load():
             lib.gemv_int8.argtypes = [ptr, ptr, ptr, ptr, i64, i64, ctypes.c_int]
             f32 = ctypes.c_float
             lib.attn_decode_bf16.argtypes = [ptr, ptr, ptr, ptr, i64, i64, i64, i64, i64, f32, ptr]
+            lib.rmsnorm_bf16.argtypes = [ptr, ptr, ptr, i64, i64, f32]
+            lib.rmsnorm_bf16.restype = None
             lib.gemv_bf16.restype = lib.gemv_int8.restype = lib.attn_decode_bf16.restype = None
             if not lib.kernels_vectorised():
                 lib = None  # a scalar build would be slower than torch's own kernels
@@ -290,4 +312,12 @@ def attn_decode_bf16(lib, q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch
     kv_heads, positions, _ = k_cache.shape
     lib.attn_decode_bf16(q.data_ptr(), k_cache.data_ptr(), v_cache.data_ptr(), out.data_ptr(), heads, kv_heads,
                          positions, length, dim, scale, None if slopes is None else slopes.data_ptr())
+    return out
+
+
+def rmsnorm_bf16(lib, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """RMSNorm of each row of a contiguous bf16 x by a bf16 weight, as HF's LlamaRMSNorm computes it."""
+    out = torch.empty_like(x)
+    n = x.shape[-1]
+    lib.rmsnorm_bf16(x.data_ptr(), weight.data_ptr(), out.data_ptr(), x.numel() // n, n, eps)
     return out
