@@ -202,3 +202,18 @@ def test_demo_france_answer_is_the_same_in_int8_and_bf16():
         answers[quantize] = (finish.output_ids, finish.text)
     assert answers["int8"] == answers[None]
     assert answers[None][1] == "The capital of France is Paris."
+
+
+@needs_kernels
+@pytest.mark.parametrize("rows,size", [(1, 1024), (7, 576), (40, 96)])
+def test_rmsnorm_kernel_matches_the_torch_formula(rows, size):
+    from inference.model import RMSNorm
+
+    norm = RMSNorm(size, 1e-6).to(torch.bfloat16)
+    with torch.no_grad():
+        norm.weight.copy_(torch.rand(size) + 0.5)
+    x = (torch.randn(rows, size) * 3).to(torch.bfloat16)
+    expected = norm(x)
+    got = cpu_kernels.rmsnorm_bf16(cpu_kernels.load(), x, norm.weight, 1e-6)
+    # same float32 arithmetic up to summation order: at most one bf16 rounding step apart
+    assert ((got.float() - expected.float()).abs() <= expected.float().abs() * 2 ** -7 + 1e-6).all()
