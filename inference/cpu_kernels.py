@@ -242,6 +242,12 @@ def _cpu_signature() -> str:
         return ""
 
 
+# Reassociation lets the compiler vectorise the reductions. Not -ffast-math: with it gcc links crtfastmath.o,
+# whose constructor sets flush-to-zero/denormals-are-zero for the whole process when the library loads.
+CFLAGS = ("-O3", "-march=native", "-fno-math-errno", "-fno-trapping-math", "-fassociative-math",
+          "-fno-signed-zeros", "-fopenmp", "-shared", "-fPIC")
+
+
 def _build(target: Path) -> None:
     compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc") or shutil.which("clang")
     if compiler is None:
@@ -250,8 +256,8 @@ def _build(target: Path) -> None:
     with tempfile.TemporaryDirectory(dir=target.parent) as tmp:
         src, out = Path(tmp) / "kernels.c", Path(tmp) / target.name
         src.write_text(SOURCE)
-        subprocess.run([compiler, "-O3", "-march=native", "-ffast-math", "-fopenmp", "-shared", "-fPIC", str(src), "-o", str(out), "-lm"],
-                       check=True, capture_output=True, timeout=120)
+        subprocess.run([compiler, *CFLAGS, str(src), "-o", str(out), "-lm"], check=True, capture_output=True,
+                       timeout=120)
         os.replace(out, target)  # atomic: a concurrent process sees the whole library or none
 
 
@@ -259,7 +265,7 @@ def load():
     """The compiled kernel library (ctypes), or None where it cannot be built or is switched off."""
     if os.environ.get("BAICHUAN_NO_CPU_KERNELS") or sys.platform != "linux":
         return None
-    key = hashlib.sha256((SOURCE + _cpu_signature() + torch.__version__).encode()).hexdigest()[:16]
+    key = hashlib.sha256((SOURCE + " ".join(CFLAGS) + _cpu_signature() + torch.__version__).encode()).hexdigest()[:16]
     with _lock:
         if key in _loaded:
             return _loaded[key]
