@@ -36,7 +36,8 @@ def platform_problem() -> str | None:
     if not os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY"):
         return ("no display found: run the app in a desktop session, under `xvfb-run`, "
                 "or with QT_QPA_PLATFORM=offscreen")
-    if os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY") and not ctypes.util.find_library("xcb-cursor"):
+    xcb = os.environ.get("DISPLAY") and not os.environ.get("WAYLAND_DISPLAY")
+    if xcb and not ctypes.util.find_library("xcb-cursor"):
         return ("Qt's xcb platform needs libxcb-cursor0: install it with `sudo apt-get install libxcb-cursor0` "
                 "(Debian/Ubuntu) or `sudo dnf install xcb-util-cursor` (Fedora)")
     return None

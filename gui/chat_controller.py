@@ -47,6 +47,7 @@ class ChatController(QObject):
         self.editing: Message | None = None
         self.search = ""
         self._task: asyncio.Task | None = None
+        self._busy = False  # from _start until the task's done-callback has run (buttons follow it)
         self._budget_timer = QTimer(self, interval=BUDGET_DEBOUNCE_MS, singleShot=True)
         self._budget_timer.timeout.connect(self.request_budget)
         self._settings_timer = QTimer(self, interval=SETTINGS_DEBOUNCE_MS, singleShot=True)
@@ -66,7 +67,7 @@ class ChatController(QObject):
     @property
     def answering(self) -> bool:
         """A send or regenerate is in progress (waiting for the model, or generating)."""
-        return self._task is not None and not self._task.done()
+        return self._busy
 
     def conversation_rows(self) -> list[tuple[int, str]]:
         return [(c.id, c.title) for c in self.store.list_conversations(self.search)]
@@ -82,6 +83,7 @@ class ChatController(QObject):
 
     def open_conversation(self, conversation_id: int) -> None:
         if self.answering or conversation_id == self.conversation_id:
+            self.conversations_changed.emit()  # the list shows the conversation that stays open
             return
         conversation = self.store.get_conversation(conversation_id)
         if conversation is None:
@@ -249,6 +251,7 @@ class ChatController(QObject):
         return next((m for m in self.messages if m.id == message_id), None)
 
     def _set_answering(self, answering: bool) -> None:
+        self._busy = answering
         self.view.set_busy(answering)
         self.answering_changed.emit(answering)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import html
 
 from PySide6.QtCore import QEvent, Qt, Signal
-from PySide6.QtGui import QFontMetrics, QGuiApplication
+from PySide6.QtGui import QDesktopServices, QFontMetrics, QGuiApplication
 from PySide6.QtWidgets import (
     QFrame, QHBoxLayout, QLabel, QSizePolicy, QTextBrowser, QToolButton, QVBoxLayout, QWidget,
 )
@@ -188,9 +188,11 @@ class MessageWidget(QWidget):
         QGuiApplication.clipboard().setText(self.text)
 
     def _link(self, url) -> None:
-        if url.scheme() == "copy":
+        if url.scheme() in ("http", "https"):
+            QDesktopServices.openUrl(url)
+        elif url.scheme() == "copy":
             blocks = self._incremental.code_blocks
-            index = int(url.path() or -1) if (url.path() or "").isdigit() else -1
+            index = int(url.path()) if url.path().isdigit() else -1
             if 0 <= index < len(blocks):
                 QGuiApplication.clipboard().setText(blocks[index])
 

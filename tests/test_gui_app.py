@@ -48,3 +48,18 @@ def test_main_shows_the_window_first_then_chats_on_the_demo_model(qapp, data_dir
     assert seen["states"][-1] == "ready"
     assert seen["focus"]
     assert seen["answer"].startswith("The capital of France is Paris")
+
+
+def test_platform_problem_names_the_missing_package(monkeypatch):
+    monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setenv("DISPLAY", ":99")
+    monkeypatch.setattr(gui_app.ctypes.util, "find_library", lambda name: None)
+    assert "libxcb-cursor0" in gui_app.platform_problem()
+    monkeypatch.setattr(gui_app.ctypes.util, "find_library", lambda name: f"lib{name}.so.0")
+    assert gui_app.platform_problem() is None
+    monkeypatch.delenv("DISPLAY")
+    assert "xvfb-run" in gui_app.platform_problem()
+    monkeypatch.setenv("QT_QPA_PLATFORM", "offscreen")
+    assert gui_app.platform_problem() is None

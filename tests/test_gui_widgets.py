@@ -143,3 +143,16 @@ def test_speed_panel_live_values_before_the_final_metrics(qtbot):
     panel.add_sample(10, 12.34)
     assert panel.values["ttft"].text() == "0.50 s" and panel.values["decode"].text() == "12.3 tok/s"
     assert panel.values["tokens"].text() == "119 in · 10 out" and panel.values["prefill"].text() == "—"
+
+
+def test_code_block_copy_link_copies_that_block(qtbot):
+    from PySide6.QtCore import QUrl
+    from PySide6.QtGui import QGuiApplication
+
+    view = ChatView()
+    qtbot.addWidget(view)
+    widget = view.add_message(7, "assistant", SAMPLE + "\n```sh\necho hi\n```\n", "complete")
+    widget.body.anchorClicked.emit(QUrl("copy:1"))
+    assert QGuiApplication.clipboard().text() == "echo hi\n"
+    widget.copy_button.click()
+    assert QGuiApplication.clipboard().text() == widget.text
