@@ -156,3 +156,15 @@ def test_code_block_copy_link_copies_that_block(qtbot):
     assert QGuiApplication.clipboard().text() == "echo hi\n"
     widget.copy_button.click()
     assert QGuiApplication.clipboard().text() == widget.text
+
+
+@pytest.mark.parametrize("locale, expected", [("zh_CN.UTF-8", "zh_CN"), ("en_US.UTF-8", "en")])
+def test_ui_language_follows_the_system_locale(locale, expected):
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, LC_ALL=locale, LANG=locale)
+    code = "from gui.i18n import resolve; print(resolve(None))"
+    result = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
+    assert result.stdout.strip() == expected
