@@ -43,7 +43,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--shapes", help="prompt x new tokens, comma-separated (default 512x64,2048x64 on CPU)")
     p.add_argument("--engines", help=f"comma-separated, from: {', '.join(SUBJECTS)}")
     p.add_argument("--threads", type=int, help="torch / llama.cpp threads (default: physical cores)")
-    p.add_argument("--repeats", type=int, default=3, help="runs per shape; the table shows medians")
+    p.add_argument("--repeats", type=int, default=3, help="runs per shape per round; the table shows medians")
+    p.add_argument("--rounds", type=int, default=1, help="passes over all subjects (spreads a noisy machine's load)")
     p.add_argument("--out", default="bench-results", help="folder for the model, GGUFs and JSON results")
     p.add_argument("--no-prefix-cache", action="store_true", help="skip the prefix-cache measurement")
     p.add_argument("--tiny", action="store_true", help="a toy model and short shapes (a smoke test of this tool)")
@@ -103,6 +104,23 @@ def run_subject(spec: dict, threads: int, timeout: float) -> dict:
     return {"error": f"exit {proc.returncode}: {tail[:300]}"}
 
 
+def merge_rounds(previous: dict | None, result: dict) -> dict:
+    """One subject's results over rounds: shape figures re-summarised over all runs, the rest from the first."""
+    from .bench_worker import summarise
+
+    if previous is None or "error" in previous:
+        return result
+    if "error" in result:
+        return previous
+    for key, row in previous["shapes"].items():
+        previous["shapes"][key] = summarise(row["runs"] + result["shapes"][key]["runs"])
+    previous["peak_rss"] = max(previous["peak_rss"], result["peak_rss"])
+    previous.setdefault("rounds", [previous.get("load_s")]).append(result.get("load_s"))
+    if "prefix_cache" in result:
+        previous.setdefault("prefix_cache_rounds", [previous.get("prefix_cache")]).append(result["prefix_cache"])
+    return previous
+
+
 def llamacpp_available() -> bool:
     import importlib.util
 
@@ -151,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
           flush=True)
     folder = write_bench_folder(out / "models", shape, ckpt_dtype)
     results = {"machine": machine_info(device), "device": device, "threads": threads, "shape": shape.__dict__,
-               "shapes": [list(s) for s in shapes], "repeats": args.repeats, "folder": str(folder),
+               "shapes": [list(s) for s in shapes], "repeats": args.repeats, "rounds": args.rounds,
+               "folder": str(folder),
                "started": time.strftime("%Y-%m-%d %H:%M:%S"), "subjects": {}}
     bandwidth = run_subject({"engine": "bandwidth", "device": device, "threads": threads,
                              "gib": 0.25 if args.tiny else 1.0}, threads, args.timeout)
@@ -159,6 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bandwidth: {bandwidth.get('bandwidth_GBps', float('nan')):.1f} GB/s "
           f"({', '.join(f'{k} {v:.1f}' for k, v in bandwidth.items() if k.endswith('GBps'))})", flush=True)
     first_ours = next((n for n in names if n.startswith("ours")), None)
+    specs = {}
     for name in names:
         runner, dtype, variant, _ = SUBJECTS[name]
         spec = {"engine": runner, "dtype": dtype, "device": device, "threads": threads, "folder": str(folder),
@@ -171,10 +191,17 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name}: writing the GGUF …", flush=True)
             spec["gguf"] = str(write_gguf(folder, out / "models" / f"{folder.name}-{variant}.gguf", variant))
             spec["gguf_type"] = variant
-        print(f"{name}: running …", flush=True)
-        results["subjects"][name] = run_subject(spec, threads, args.timeout)
-        if "error" in results["subjects"][name]:
-            print(f"{name}: {results['subjects'][name]['error']}", flush=True)
+        specs[name] = spec
+    # Rounds go through every subject in turn, so a burst of load from other programs on a shared machine
+    # spreads over all subjects instead of landing on one; each row is the median over all rounds' runs.
+    for round_number in range(args.rounds):
+        for name, spec in specs.items():
+            print(f"{name}: running" + (f" (round {round_number + 1}/{args.rounds})" if args.rounds > 1 else "")
+                  + " …", flush=True)
+            result = run_subject(spec, threads, args.timeout)
+            if "error" in result:
+                print(f"{name}: {result['error']}", flush=True)
+            results["subjects"][name] = merge_rounds(results["subjects"].get(name), result)
     results["seconds"] = time.perf_counter() - started
     from .bench_report import markdown
 

@@ -52,6 +52,11 @@ def markdown(results: dict) -> str:
     for name, res in results["subjects"].items():
         pc = res.get("prefix_cache") if "error" not in res else None
         if pc:
+            rounds = [r for r in res.get("prefix_cache_rounds", []) if r]
+            if len(rounds) > 1:
+                lines += ["", "Prefix cache, every round (turn / fresh TTFT): " + ", ".join(
+                    f"{r['ttft_turn_s']:.3f} / {r['ttft_fresh_s']:.3f} s = {r['ratio']:.2f}×" for r in rounds)
+                    + "; the first round in full:"]
             lines += ["", f"Prefix cache ({LABELS.get(name, (name,))[0]} {LABELS.get(name, ('', ''))[1]}): turn 10 "
                       f"of a {pc['conversation_tokens']}-token conversation reuses {pc['cached_tokens']} cached tokens "
                       f"and prefills {pc['new_tokens']}: TTFT {pc['ttft_turn_s']:.3f} s vs {pc['ttft_fresh_s']:.3f} s "
@@ -65,7 +70,9 @@ def markdown(results: dict) -> str:
               f"Model: hidden {shape.hidden_size}, {shape.num_layers} layers, {shape.num_heads} heads, "
               f"intermediate {shape.intermediate_size}, vocab {shape.vocab_size} "
               f"({shape.total_params() / 1e6:.0f} M parameters, {shape.matrix_params() / 1e6:.0f} M read per token); "
-              f"greedy, {results['repeats']} runs per row (medians).",
+              f"greedy, {results['repeats'] * results.get('rounds', 1)} runs per row (medians"
+              + (f" over {results['rounds']} rounds through all subjects" if results.get("rounds", 1) > 1 else "")
+              + ").",
               "Bandwidth measured in the same run: " + ", ".join(f"{k.removesuffix('_GBps')} {v:.1f} GB/s"
                                                                  for k, v in bw.items() if k.endswith("GBps"))
               + f"; decode roofline {roofs}."]
