@@ -97,7 +97,7 @@ class SettingsPanel(QWidget):
         }
         for key, text in texts.items():
             self._labels[key].setText(text)
-        self.do_sample.setText(self.tr("Sampling (off: greedy decoding)"))
+        self.do_sample.setText(self.tr("Sample tokens (uncheck for greedy decoding)"))
         self.stream.setText(self.tr("Stream tokens as they arrive"))
         self.seed.setSpecialValueText(self.tr("random"))
         self.system_prompt.setPlaceholderText(self.tr("Optional instructions for the model"))

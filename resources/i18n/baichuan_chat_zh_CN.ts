@@ -4,30 +4,32 @@
 <context>
     <name>BudgetBar</name>
     <message>
-        <location filename="../../gui/budget_bar.py" line="78" />
+        <location filename="../../gui/budget_bar.py" line="78"/>
         <source>Token budget: waiting for the model</source>
         <translation>令牌预算：等待模型加载</translation>
     </message>
     <message>
-        <location filename="../../gui/budget_bar.py" line="84" />
+        <location filename="../../gui/budget_bar.py" line="84"/>
         <source>Prompt {p} + max new {n} of MAX_SEQ_LEN {m} tokens</source>
         <translation>提示 {p} + 最多新生成 {n}，上限 MAX_SEQ_LEN {m} 个令牌</translation>
     </message>
     <message numerus="yes">
-        <location filename="../../gui/budget_bar.py" line="87" />
+        <location filename="../../gui/budget_bar.py" line="87"/>
         <source>%n old round(s) will be dropped</source>
-        <translation><numerusform>将丢弃 %n 轮较早的对话</numerusform></translation>
+        <translation>
+            <numerusform>将丢弃 %n 轮较早的对话</numerusform>
+        </translation>
     </message>
 </context>
 <context>
     <name>ChatController</name>
     <message>
-        <location filename="../../gui/chat_controller.py" line="213" />
+        <location filename="../../gui/chat_controller.py" line="216"/>
         <source>Waiting for the model to load…</source>
         <translation>正在等待模型加载…</translation>
     </message>
     <message>
-        <location filename="../../gui/chat_controller.py" line="215" />
+        <location filename="../../gui/chat_controller.py" line="218"/>
         <source>Generating… (streaming is off)</source>
         <translation>正在生成…（流式输出已关闭）</translation>
     </message>
@@ -35,7 +37,7 @@
 <context>
     <name>ChatView</name>
     <message>
-        <location filename="../../gui/chat_view.py" line="56" />
+        <location filename="../../gui/chat_view.py" line="56"/>
         <source>Start the conversation below.
 Enter sends · Shift+Enter adds a line · Esc stops the answer</source>
         <translation>在下方开始对话。
@@ -45,47 +47,47 @@ Enter 发送 · Shift+Enter 换行 · Esc 停止回答</translation>
 <context>
     <name>ConversationList</name>
     <message>
-        <location filename="../../gui/conversation_list.py" line="52" />
+        <location filename="../../gui/conversation_list.py" line="52"/>
         <source>Baichuan Chat</source>
         <translation>百川对话</translation>
     </message>
     <message>
-        <location filename="../../gui/conversation_list.py" line="53" />
+        <location filename="../../gui/conversation_list.py" line="53"/>
         <source>+  New conversation</source>
         <translation>+  新对话</translation>
     </message>
     <message>
-        <location filename="../../gui/conversation_list.py" line="54" />
+        <location filename="../../gui/conversation_list.py" line="54"/>
         <source>Search conversations</source>
         <translation>搜索对话</translation>
     </message>
     <message>
-        <location filename="../../gui/conversation_list.py" line="87" />
+        <location filename="../../gui/conversation_list.py" line="87"/>
         <source>Rename conversation</source>
         <translation>重命名对话</translation>
     </message>
     <message>
-        <location filename="../../gui/conversation_list.py" line="87" />
+        <location filename="../../gui/conversation_list.py" line="87"/>
         <source>Title:</source>
         <translation>标题：</translation>
     </message>
     <message>
-        <location filename="../../gui/conversation_list.py" line="94" />
+        <location filename="../../gui/conversation_list.py" line="94"/>
         <source>Delete conversation</source>
         <translation>删除对话</translation>
     </message>
     <message>
-        <location filename="../../gui/conversation_list.py" line="95" />
+        <location filename="../../gui/conversation_list.py" line="95"/>
         <source>Delete “{title}” and all its messages?</source>
         <translation>删除“{title}”及其全部消息？</translation>
     </message>
     <message>
-        <location filename="../../gui/conversation_list.py" line="109" />
+        <location filename="../../gui/conversation_list.py" line="109"/>
         <source>Rename…</source>
         <translation>重命名…</translation>
     </message>
     <message>
-        <location filename="../../gui/conversation_list.py" line="110" />
+        <location filename="../../gui/conversation_list.py" line="110"/>
         <source>Delete…</source>
         <translation>删除…</translation>
     </message>
@@ -93,12 +95,12 @@ Enter 发送 · Shift+Enter 换行 · Esc 停止回答</translation>
 <context>
     <name>LoadStatus</name>
     <message>
-        <location filename="../../gui/model_dialog.py" line="99" />
+        <location filename="../../gui/model_dialog.py" line="99"/>
         <source>Cancel</source>
         <translation>取消</translation>
     </message>
     <message>
-        <location filename="../../gui/model_dialog.py" line="114" />
+        <location filename="../../gui/model_dialog.py" line="114"/>
         <source>Loading model: {message}</source>
         <translation>正在加载模型：{message}</translation>
     </message>
@@ -106,119 +108,125 @@ Enter 发送 · Shift+Enter 换行 · Esc 停止回答</translation>
 <context>
     <name>MainWindow</name>
     <message>
-        <location filename="../../gui/main_window.py" line="122" />
+        <location filename="../../gui/main_window.py" line="122"/>
         <source>The answer failed</source>
         <translation>回答失败</translation>
     </message>
     <message>
-        <location filename="../../gui/main_window.py" line="150" />
+        <location filename="../../gui/main_window.py" line="150"/>
         <source>Baichuan Chat</source>
         <translation>百川对话</translation>
     </message>
     <message>
-        <location filename="../../gui/main_window.py" line="151" />
+        <location filename="../../gui/main_window.py" line="151"/>
         <source>Message the model…  (Enter sends, Shift+Enter for a new line)</source>
         <translation>给模型发消息…（Enter 发送，Shift+Enter 换行）</translation>
     </message>
     <message>
-        <location filename="../../gui/main_window.py" line="152" />
+        <location filename="../../gui/main_window.py" line="152"/>
         <source>Editing a message: Enter resends it and drops the answers after it; Esc cancels</source>
         <translation>正在编辑消息：Enter 重新发送并删除其后的回答；Esc 取消</translation>
     </message>
     <message>
-        <location filename="../../gui/main_window.py" line="165" />
+        <location filename="../../gui/main_window.py" line="165"/>
         <source>Stop</source>
         <translation>停止</translation>
     </message>
     <message>
-        <location filename="../../gui/main_window.py" line="165" />
+        <location filename="../../gui/main_window.py" line="165"/>
         <source>Send</source>
         <translation>发送</translation>
     </message>
     <message>
-        <location filename="../../gui/main_window.py" line="180" />
+        <location filename="../../gui/main_window.py" line="180"/>
         <source>{name} on {device} ({dtype}) · MAX_SEQ_LEN {n}</source>
         <translation>{name}，运行于 {device}（{dtype}）· MAX_SEQ_LEN {n}</translation>
     </message>
     <message>
-        <location filename="../../gui/main_window.py" line="185" />
+        <location filename="../../gui/main_window.py" line="185"/>
         <source>Loading model…</source>
         <translation>正在加载模型…</translation>
     </message>
     <message>
-        <location filename="../../gui/main_window.py" line="188" />
+        <location filename="../../gui/main_window.py" line="188"/>
         <source>No model loaded</source>
         <translation>未加载模型</translation>
     </message>
     <message>
-        <location filename="../../gui/app.py" line="50" />
-        <location filename="../../gui/main_window.py" line="211" />
+        <location filename="../../gui/app.py" line="51"/>
+        <location filename="../../gui/main_window.py" line="211"/>
         <source>Something went wrong</source>
         <translation>出错了</translation>
     </message>
     <message>
-        <location filename="../../gui/app.py" line="77" />
+        <location filename="../../gui/app.py" line="78"/>
         <source>History</source>
         <translation>历史记录</translation>
     </message>
     <message numerus="yes">
-        <location filename="../../gui/app.py" line="79" />
+        <location filename="../../gui/app.py" line="80"/>
         <source>%n interrupted answer(s) recovered from the last session</source>
-        <translation><numerusform>已从上次会话恢复 %n 条中断的回答</numerusform></translation>
+        <translation>
+            <numerusform>已从上次会话恢复 %n 条中断的回答</numerusform>
+        </translation>
     </message>
     <message>
-        <location filename="../../gui/main_window.py" line="227" />
+        <location filename="../../gui/main_window.py" line="227"/>
         <source>Loading was cancelled</source>
         <translation>已取消加载</translation>
     </message>
     <message>
-        <location filename="../../gui/main_window.py" line="230" />
+        <location filename="../../gui/main_window.py" line="230"/>
         <source>The model could not be loaded</source>
         <translation>无法加载模型</translation>
     </message>
     <message>
-        <location filename="../../gui/main_window.py" line="253" />
+        <location filename="../../gui/main_window.py" line="253"/>
         <source>There is nothing to export yet: this conversation is empty.</source>
         <translation>暂无可导出的内容：此对话为空。</translation>
     </message>
     <message numerus="yes">
-        <location filename="../../gui/main_window.py" line="257" />
+        <location filename="../../gui/main_window.py" line="257"/>
         <source>Exported %n conversation(s) to {path}</source>
-        <translation><numerusform>已导出 %n 个对话到 {path}</numerusform></translation>
+        <translation>
+            <numerusform>已导出 %n 个对话到 {path}</numerusform>
+        </translation>
     </message>
     <message numerus="yes">
-        <location filename="../../gui/main_window.py" line="264" />
+        <location filename="../../gui/main_window.py" line="264"/>
         <source>Imported %n conversation(s)</source>
-        <translation><numerusform>已导入 %n 个对话</numerusform></translation>
+        <translation>
+            <numerusform>已导入 %n 个对话</numerusform>
+        </translation>
     </message>
     <message>
-        <location filename="../../gui/main_window.py" line="275" />
+        <location filename="../../gui/main_window.py" line="275"/>
         <source>Markdown (*.md)</source>
         <translation>Markdown (*.md)</translation>
     </message>
     <message>
-        <location filename="../../gui/main_window.py" line="275" />
-        <location filename="../../gui/main_window.py" line="281" />
+        <location filename="../../gui/main_window.py" line="275"/>
+        <location filename="../../gui/main_window.py" line="281"/>
         <source>JSON (*.json)</source>
         <translation>JSON (*.json)</translation>
     </message>
     <message>
-        <location filename="../../gui/main_window.py" line="276" />
+        <location filename="../../gui/main_window.py" line="276"/>
         <source>Export</source>
         <translation>导出</translation>
     </message>
     <message>
-        <location filename="../../gui/main_window.py" line="281" />
+        <location filename="../../gui/main_window.py" line="281"/>
         <source>Import conversations</source>
         <translation>导入对话</translation>
     </message>
     <message>
-        <location filename="../../gui/main_window.py" line="298" />
+        <location filename="../../gui/main_window.py" line="298"/>
         <source>About Baichuan Chat</source>
         <translation>关于百川对话</translation>
     </message>
     <message>
-        <location filename="../../gui/main_window.py" line="299" />
+        <location filename="../../gui/main_window.py" line="299"/>
         <source>A desktop chat for Baichuan2-7B-Chat / 13B-Chat running on this computer (CPU, CUDA or Ascend NPU).</source>
         <translation>在本机（CPU、CUDA 或昇腾 NPU）上运行 Baichuan2-7B-Chat / 13B-Chat 的桌面对话应用。</translation>
     </message>
@@ -226,117 +234,117 @@ Enter 发送 · Shift+Enter 换行 · Esc 停止回答</translation>
 <context>
     <name>Menus</name>
     <message>
-        <location filename="../../gui/menus.py" line="69" />
+        <location filename="../../gui/menus.py" line="69"/>
         <source>&amp;File</source>
         <translation>文件(&amp;F)</translation>
     </message>
     <message>
-        <location filename="../../gui/menus.py" line="70" />
+        <location filename="../../gui/menus.py" line="70"/>
         <source>&amp;Model</source>
         <translation>模型(&amp;M)</translation>
     </message>
     <message>
-        <location filename="../../gui/menus.py" line="71" />
+        <location filename="../../gui/menus.py" line="71"/>
         <source>&amp;View</source>
         <translation>视图(&amp;V)</translation>
     </message>
     <message>
-        <location filename="../../gui/menus.py" line="72" />
+        <location filename="../../gui/menus.py" line="72"/>
         <source>&amp;Help</source>
         <translation>帮助(&amp;H)</translation>
     </message>
     <message>
-        <location filename="../../gui/menus.py" line="73" />
+        <location filename="../../gui/menus.py" line="73"/>
         <source>Export</source>
         <translation>导出</translation>
     </message>
     <message>
-        <location filename="../../gui/menus.py" line="74" />
+        <location filename="../../gui/menus.py" line="74"/>
         <source>Language</source>
         <translation>语言</translation>
     </message>
     <message>
-        <location filename="../../gui/menus.py" line="75" />
+        <location filename="../../gui/menus.py" line="75"/>
         <source>Theme</source>
         <translation>主题</translation>
     </message>
     <message>
-        <location filename="../../gui/menus.py" line="77" />
+        <location filename="../../gui/menus.py" line="77"/>
         <source>New conversation</source>
         <translation>新对话</translation>
     </message>
     <message>
-        <location filename="../../gui/menus.py" line="78" />
+        <location filename="../../gui/menus.py" line="78"/>
         <source>This conversation as Markdown…</source>
         <translation>当前对话为 Markdown…</translation>
     </message>
     <message>
-        <location filename="../../gui/menus.py" line="79" />
+        <location filename="../../gui/menus.py" line="79"/>
         <source>This conversation as JSON…</source>
         <translation>当前对话为 JSON…</translation>
     </message>
     <message>
-        <location filename="../../gui/menus.py" line="80" />
+        <location filename="../../gui/menus.py" line="80"/>
         <source>All conversations as Markdown…</source>
         <translation>全部对话为 Markdown…</translation>
     </message>
     <message>
-        <location filename="../../gui/menus.py" line="81" />
+        <location filename="../../gui/menus.py" line="81"/>
         <source>All conversations as JSON…</source>
         <translation>全部对话为 JSON…</translation>
     </message>
     <message>
-        <location filename="../../gui/menus.py" line="82" />
+        <location filename="../../gui/menus.py" line="82"/>
         <source>Import JSON…</source>
         <translation>导入 JSON…</translation>
     </message>
     <message>
-        <location filename="../../gui/menus.py" line="83" />
+        <location filename="../../gui/menus.py" line="83"/>
         <source>Quit</source>
         <translation>退出</translation>
     </message>
     <message>
-        <location filename="../../gui/menus.py" line="84" />
+        <location filename="../../gui/menus.py" line="84"/>
         <source>Open model folder…</source>
         <translation>打开模型文件夹…</translation>
     </message>
     <message>
-        <location filename="../../gui/menus.py" line="85" />
+        <location filename="../../gui/menus.py" line="85"/>
         <source>Load demo model</source>
         <translation>加载演示模型</translation>
     </message>
     <message>
-        <location filename="../../gui/menus.py" line="86" />
+        <location filename="../../gui/menus.py" line="86"/>
         <source>Cancel loading</source>
         <translation>取消加载</translation>
     </message>
     <message>
-        <location filename="../../gui/menus.py" line="87" />
+        <location filename="../../gui/menus.py" line="87"/>
         <source>System language</source>
         <translation>跟随系统语言</translation>
     </message>
     <message>
-        <location filename="../../gui/menus.py" line="88" />
+        <location filename="../../gui/menus.py" line="88"/>
         <source>Follow system</source>
         <translation>跟随系统</translation>
     </message>
     <message>
-        <location filename="../../gui/menus.py" line="89" />
+        <location filename="../../gui/menus.py" line="89"/>
         <source>Light</source>
         <translation>浅色</translation>
     </message>
     <message>
-        <location filename="../../gui/menus.py" line="90" />
+        <location filename="../../gui/menus.py" line="90"/>
         <source>Dark</source>
         <translation>深色</translation>
     </message>
     <message>
-        <location filename="../../gui/menus.py" line="91" />
+        <location filename="../../gui/menus.py" line="91"/>
         <source>Settings panel</source>
         <translation>设置面板</translation>
     </message>
     <message>
-        <location filename="../../gui/menus.py" line="92" />
+        <location filename="../../gui/menus.py" line="92"/>
         <source>About Baichuan Chat</source>
         <translation>关于百川对话</translation>
     </message>
@@ -344,43 +352,43 @@ Enter 发送 · Shift+Enter 换行 · Esc 停止回答</translation>
 <context>
     <name>MessageWidget</name>
     <message>
-        <location filename="../../gui/message_widget.py" line="118" />
-        <location filename="../../gui/message_widget.py" line="123" />
+        <location filename="../../gui/message_widget.py" line="122"/>
+        <location filename="../../gui/message_widget.py" line="127"/>
         <source>Copy</source>
         <translation>复制</translation>
     </message>
     <message>
-        <location filename="../../gui/message_widget.py" line="120" />
+        <location filename="../../gui/message_widget.py" line="124"/>
         <source>Edit</source>
         <translation>编辑</translation>
     </message>
     <message>
-        <location filename="../../gui/message_widget.py" line="122" />
+        <location filename="../../gui/message_widget.py" line="126"/>
         <source>Regenerate</source>
         <translation>重新生成</translation>
     </message>
     <message>
-        <location filename="../../gui/message_widget.py" line="187" />
+        <location filename="../../gui/message_widget.py" line="201"/>
         <source>Assistant</source>
         <translation>助手</translation>
     </message>
     <message>
-        <location filename="../../gui/message_widget.py" line="188" />
+        <location filename="../../gui/message_widget.py" line="202"/>
         <source>stopped</source>
         <translation>已停止</translation>
     </message>
     <message>
-        <location filename="../../gui/message_widget.py" line="188" />
+        <location filename="../../gui/message_widget.py" line="202"/>
         <source>interrupted</source>
         <translation>已中断</translation>
     </message>
     <message>
-        <location filename="../../gui/message_widget.py" line="189" />
+        <location filename="../../gui/message_widget.py" line="203"/>
         <source>error</source>
         <translation>出错</translation>
     </message>
     <message>
-        <location filename="../../gui/message_widget.py" line="199" />
+        <location filename="../../gui/message_widget.py" line="213"/>
         <source>TTFT {ttft} · decode {decode} · {tokens}</source>
         <translation>首令牌 {ttft} · 解码 {decode} · {tokens}</translation>
     </message>
@@ -388,23 +396,24 @@ Enter 发送 · Shift+Enter 换行 · Esc 停止回答</translation>
 <context>
     <name>Metrics</name>
     <message>
-        <location filename="../../gui/speed_plot.py" line="22" />
+        <location filename="../../gui/speed_plot.py" line="22"/>
         <source> ({n} cached)</source>
         <translation>（缓存 {n}）</translation>
     </message>
     <message>
-        <location filename="../../gui/speed_plot.py" line="24" />
+        <location filename="../../gui/speed_plot.py" line="24"/>
         <source>{v} s</source>
         <translation>{v} 秒</translation>
     </message>
     <message>
-        <location filename="../../gui/speed_plot.py" line="25" />
-        <location filename="../../gui/speed_plot.py" line="26" />
+        <location filename="../../gui/speed_plot.py" line="25"/>
+        <location filename="../../gui/speed_plot.py" line="26"/>
         <source>{v} tok/s</source>
         <translation>{v} 令牌/秒</translation>
     </message>
     <message>
-        <location filename="../../gui/speed_plot.py" line="27" />
+        <location filename="../../gui/speed_plot.py" line="27"/>
+        <location filename="../../gui/speed_plot.py" line="156"/>
         <source>{p} in · {o} out</source>
         <translation>输入 {p} · 输出 {o}</translation>
     </message>
@@ -412,22 +421,22 @@ Enter 发送 · Shift+Enter 换行 · Esc 停止回答</translation>
 <context>
     <name>ModelBanner</name>
     <message>
-        <location filename="../../gui/model_dialog.py" line="148" />
+        <location filename="../../gui/model_dialog.py" line="148"/>
         <source>Open model folder…</source>
         <translation>打开模型文件夹…</translation>
     </message>
     <message>
-        <location filename="../../gui/model_dialog.py" line="149" />
+        <location filename="../../gui/model_dialog.py" line="149"/>
         <source>Load demo model</source>
         <translation>加载演示模型</translation>
     </message>
     <message>
-        <location filename="../../gui/model_dialog.py" line="153" />
+        <location filename="../../gui/model_dialog.py" line="153"/>
         <source>&lt;b&gt;Demo model:&lt;/b&gt; you are chatting with {name}, a small demo model (135 M parameters) — its answers are short and often wrong. To chat with Baichuan2, download Baichuan2-7B-Chat and choose &lt;b&gt;Model → Open model folder…&lt;/b&gt;</source>
         <translation>&lt;b&gt;演示模型：&lt;/b&gt;你正在与 {name} 对话，这是一个小型演示模型（1.35 亿参数），回答简短且常常出错。要与百川2对话，请下载 Baichuan2-7B-Chat，然后选择&lt;b&gt;模型 → 打开模型文件夹…&lt;/b&gt;</translation>
     </message>
     <message>
-        <location filename="../../gui/model_dialog.py" line="158" />
+        <location filename="../../gui/model_dialog.py" line="158"/>
         <source>&lt;b&gt;No model is loaded.&lt;/b&gt; Open a Baichuan2 folder or load the small demo model.</source>
         <translation>&lt;b&gt;未加载模型。&lt;/b&gt;请打开百川2模型文件夹，或加载小型演示模型。</translation>
     </message>
@@ -435,57 +444,57 @@ Enter 发送 · Shift+Enter 换行 · Esc 停止回答</translation>
 <context>
     <name>ModelDialog</name>
     <message>
-        <location filename="../../gui/model_dialog.py" line="51" />
+        <location filename="../../gui/model_dialog.py" line="51"/>
         <source>Open model folder</source>
         <translation>打开模型文件夹</translation>
     </message>
     <message>
-        <location filename="../../gui/model_dialog.py" line="52" />
+        <location filename="../../gui/model_dialog.py" line="52"/>
         <source>Folder</source>
         <translation>文件夹</translation>
     </message>
     <message>
-        <location filename="../../gui/model_dialog.py" line="52" />
+        <location filename="../../gui/model_dialog.py" line="52"/>
         <source>Device</source>
         <translation>设备</translation>
     </message>
     <message>
-        <location filename="../../gui/model_dialog.py" line="52" />
+        <location filename="../../gui/model_dialog.py" line="52"/>
         <source>Dtype</source>
         <translation>数据类型</translation>
     </message>
     <message>
-        <location filename="../../gui/model_dialog.py" line="53" />
+        <location filename="../../gui/model_dialog.py" line="53"/>
         <source>MAX_SEQ_LEN</source>
         <translation>MAX_SEQ_LEN</translation>
     </message>
     <message>
-        <location filename="../../gui/model_dialog.py" line="55" />
+        <location filename="../../gui/model_dialog.py" line="55"/>
         <source>Browse…</source>
         <translation>浏览…</translation>
     </message>
     <message>
-        <location filename="../../gui/model_dialog.py" line="56" />
+        <location filename="../../gui/model_dialog.py" line="56"/>
         <source>A Baichuan2-7B-Chat or 13B-Chat folder</source>
         <translation>Baichuan2-7B-Chat 或 13B-Chat 文件夹</translation>
     </message>
     <message>
-        <location filename="../../gui/model_dialog.py" line="57" />
+        <location filename="../../gui/model_dialog.py" line="57"/>
         <source>model maximum</source>
         <translation>模型最大值</translation>
     </message>
     <message>
-        <location filename="../../gui/model_dialog.py" line="58" />
+        <location filename="../../gui/model_dialog.py" line="58"/>
         <source>Load</source>
         <translation>加载</translation>
     </message>
     <message>
-        <location filename="../../gui/model_dialog.py" line="60" />
+        <location filename="../../gui/model_dialog.py" line="60"/>
         <source>The folder holds config.json, tokenizer.model and the weights (*.bin or *.safetensors). Code files in it are never run. Ascend 300I Duo: choose npu and float16.</source>
         <translation>文件夹中应包含 config.json、tokenizer.model 和权重（*.bin 或 *.safetensors）。其中的代码文件永远不会被执行。昇腾 300I Duo：请选择 npu 和 float16。</translation>
     </message>
     <message>
-        <location filename="../../gui/model_dialog.py" line="64" />
+        <location filename="../../gui/model_dialog.py" line="64"/>
         <source>Choose a model folder</source>
         <translation>选择模型文件夹</translation>
     </message>
@@ -493,87 +502,87 @@ Enter 发送 · Shift+Enter 换行 · Esc 停止回答</translation>
 <context>
     <name>SettingsPanel</name>
     <message>
-        <location filename="../../gui/settings_panel.py" line="92" />
+        <location filename="../../gui/settings_panel.py" line="92"/>
         <source>Settings</source>
         <translation>设置</translation>
     </message>
     <message>
-        <location filename="../../gui/settings_panel.py" line="94" />
+        <location filename="../../gui/settings_panel.py" line="94"/>
         <source>System prompt</source>
         <translation>系统提示词</translation>
     </message>
     <message>
-        <location filename="../../gui/settings_panel.py" line="94" />
+        <location filename="../../gui/settings_panel.py" line="94"/>
         <source>Max new tokens</source>
         <translation>最大新令牌数</translation>
     </message>
     <message>
-        <location filename="../../gui/settings_panel.py" line="95" />
+        <location filename="../../gui/settings_panel.py" line="95"/>
         <source>Temperature</source>
         <translation>温度</translation>
     </message>
     <message>
-        <location filename="../../gui/settings_panel.py" line="95" />
+        <location filename="../../gui/settings_panel.py" line="95"/>
         <source>Top-k</source>
         <translation>Top-k</translation>
     </message>
     <message>
-        <location filename="../../gui/settings_panel.py" line="96" />
+        <location filename="../../gui/settings_panel.py" line="96"/>
         <source>Top-p</source>
         <translation>Top-p</translation>
     </message>
     <message>
-        <location filename="../../gui/settings_panel.py" line="96" />
+        <location filename="../../gui/settings_panel.py" line="96"/>
         <source>Rep. penalty</source>
         <translation>重复惩罚</translation>
     </message>
     <message>
-        <location filename="../../gui/settings_panel.py" line="96" />
+        <location filename="../../gui/settings_panel.py" line="96"/>
         <source>Seed</source>
         <translation>随机种子</translation>
     </message>
     <message>
-        <location filename="../../gui/settings_panel.py" line="100" />
-        <source>Sampling (off: greedy decoding)</source>
-        <translation>采样（关闭：贪心解码）</translation>
+        <location filename="../../gui/settings_panel.py" line="100"/>
+        <source>Sample tokens (uncheck for greedy decoding)</source>
+        <translation>随机采样（取消勾选为贪心解码）</translation>
     </message>
     <message>
-        <location filename="../../gui/settings_panel.py" line="101" />
+        <location filename="../../gui/settings_panel.py" line="101"/>
         <source>Stream tokens as they arrive</source>
         <translation>流式显示生成的令牌</translation>
     </message>
     <message>
-        <location filename="../../gui/settings_panel.py" line="102" />
+        <location filename="../../gui/settings_panel.py" line="102"/>
         <source>random</source>
         <translation>随机</translation>
     </message>
     <message>
-        <location filename="../../gui/settings_panel.py" line="103" />
+        <location filename="../../gui/settings_panel.py" line="103"/>
         <source>Optional instructions for the model</source>
         <translation>可选：给模型的指令</translation>
     </message>
     <message>
-        <location filename="../../gui/settings_panel.py" line="104" />
+        <location filename="../../gui/settings_panel.py" line="104"/>
         <source>Reset to model defaults</source>
         <translation>恢复模型默认值</translation>
     </message>
     <message>
-        <location filename="../../gui/settings_panel.py" line="124" />
+        <location filename="../../gui/settings_panel.py" line="124"/>
         <source>No model loaded</source>
         <translation>未加载模型</translation>
     </message>
     <message>
-        <location filename="../../gui/settings_panel.py" line="125" />
+        <location filename="../../gui/settings_panel.py" line="125"/>
         <source>MAX_SEQ_LEN: —</source>
         <translation>MAX_SEQ_LEN：—</translation>
     </message>
     <message>
-        <location filename="../../gui/settings_panel.py" line="128" />
+        <location filename="../../gui/settings_panel.py" line="128"/>
         <source>{name} · {device} · {dtype}</source>
         <translation>{name} · {device} · {dtype}</translation>
     </message>
     <message>
-        <location filename="../../gui/settings_panel.py" line="130" />
+        <location filename="../../gui/settings_panel.py" line="130"/>
         <source>MAX_SEQ_LEN: {n}</source>
         <translation>MAX_SEQ_LEN：{n}</translation>
     </message>
@@ -581,27 +590,27 @@ Enter 发送 · Shift+Enter 换行 · Esc 停止回答</translation>
 <context>
     <name>SpeedPanel</name>
     <message>
-        <location filename="../../gui/speed_plot.py" line="131" />
+        <location filename="../../gui/speed_plot.py" line="132"/>
         <source>Last answer</source>
         <translation>上一条回答</translation>
     </message>
     <message>
-        <location filename="../../gui/speed_plot.py" line="132" />
+        <location filename="../../gui/speed_plot.py" line="133"/>
         <source>Time to first token</source>
         <translation>首令牌延迟</translation>
     </message>
     <message>
-        <location filename="../../gui/speed_plot.py" line="132" />
+        <location filename="../../gui/speed_plot.py" line="133"/>
         <source>Prefill</source>
         <translation>预填充</translation>
     </message>
     <message>
-        <location filename="../../gui/speed_plot.py" line="133" />
+        <location filename="../../gui/speed_plot.py" line="134"/>
         <source>Decode</source>
         <translation>解码</translation>
     </message>
     <message>
-        <location filename="../../gui/speed_plot.py" line="133" />
+        <location filename="../../gui/speed_plot.py" line="134"/>
         <source>Tokens</source>
         <translation>令牌数</translation>
     </message>
@@ -609,17 +618,17 @@ Enter 发送 · Shift+Enter 换行 · Esc 停止回答</translation>
 <context>
     <name>SpeedPlot</name>
     <message>
-        <location filename="../../gui/speed_plot.py" line="63" />
+        <location filename="../../gui/speed_plot.py" line="63"/>
         <source>decode tok/s appears here</source>
         <translation>解码速度（令牌/秒）显示在这里</translation>
     </message>
     <message>
-        <location filename="../../gui/speed_plot.py" line="69" />
+        <location filename="../../gui/speed_plot.py" line="69"/>
         <source>decode tok/s · peak {v:.1f}</source>
         <translation>解码 令牌/秒 · 峰值 {v:.1f}</translation>
     </message>
     <message>
-        <location filename="../../gui/speed_plot.py" line="72" />
+        <location filename="../../gui/speed_plot.py" line="72"/>
         <source>{n} tokens</source>
         <translation>{n} 个令牌</translation>
     </message>
