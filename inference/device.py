@@ -60,8 +60,12 @@ def cpu_auto_dtype() -> torch.dtype:
     bf16 decodes ~4x faster than float32 (59 vs 15 tok/s, 512 in / 64 out) and prefills ~2x faster
     (1316 vs 672 tok/s); on the demo model 55 vs 15 tok/s. On CPUs without native bf16 dot products prefill
     is slower than float32, but decode, what a chat waits on, still reads half the bytes.
+    That holds with our C kernels only: stock torch's bf16 decode path was ~5x slower than float32 here on the
+    demo model (0.7 vs 3.9 tok/s, same loaded machine, BAICHUAN_NO_CPU_KERNELS=1), so without them: float32.
     """
-    return torch.bfloat16
+    from . import cpu_kernels
+
+    return torch.bfloat16 if cpu_kernels.load() is not None else torch.float32
 
 
 def dtype_name(dtype: torch.dtype) -> str:
