@@ -99,7 +99,7 @@ static inline float dot_bf16(const uint16_t* w, const uint16_t* x, const float* 
 void gemv_bf16(const uint16_t* W, const uint16_t* x, void* y, int64_t N, int64_t K, int out_f32) {
     float* xf = (float*)malloc(sizeof(float) * (size_t)(K + 16));
     for (int64_t k = 0; k < K; k++) xf[k] = bf16_to_f32(x[k]);
-    #pragma omp parallel for schedule(dynamic, 32) if (N * K >= PARALLEL_MIN)
+    #pragma omp parallel for schedule(dynamic, 256) if (N * K >= PARALLEL_MIN)
     for (int64_t n = 0; n < N; n++) store(y, out_f32, n, dot_bf16(W + n * K, x, xf, K));
     free(xf);
 }
@@ -145,7 +145,7 @@ void gemv_int8(const int8_t* Q, const float* scale, const uint16_t* x, void* y, 
     for (int64_t k = 0; k < K; k++) { float v = fabsf(bf16_to_f32(x[k])); if (v > amax) amax = v; }
     float xs = amax > 0.0f ? amax / 16383.0f : 1.0f;
     for (int64_t k = 0; k < K; k++) xq[k] = (int16_t)lrintf(bf16_to_f32(x[k]) / xs);
-    #pragma omp parallel for schedule(dynamic, 32) if (N * K >= PARALLEL_MIN)
+    #pragma omp parallel for schedule(dynamic, 256) if (N * K >= PARALLEL_MIN)
     for (int64_t n = 0; n < N; n++) store(y, out_f32, n, (float)dot_int8(Q + n * K, xq, K) * xs * scale[n]);
     free(xq);
 }
