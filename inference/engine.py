@@ -12,7 +12,7 @@ import torch
 from .config import GenerationDefaults, ModelConfig
 from .detokenizer import IncrementalDetokenizer
 from .device import dtype_name, resolve_device, resolve_dtype
-from .errors import DeviceError, InputError, ModelFolderError
+from .errors import DeviceError, InputError
 from .model import Decoder
 from .quantize import check_quantize, optimize_linears
 from .sampling import Sampler, SamplingParams
