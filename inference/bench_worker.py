@@ -201,12 +201,18 @@ def run_hf(spec: dict) -> dict:
         return {"ttft_s": ttft, "prefill_tokens_per_s": len(ids) / ttft,
                 "decode_tokens_per_s": (new - 1) / (last - first) if new > 1 else 0.0}
 
+    result["shapes"] = measure_shapes(generate, spec, vocab)
+    return result
+
+
+def measure_shapes(generate, spec: dict, vocab: int) -> dict:
+    """Warm up once, then generate(ids, new) -> figures for every shape, `repeats` times each, summarised."""
     generate(prompt_ids(64, vocab, 99), 8)
-    result["shapes"] = {}
+    shapes = {}
     for n_in, n_out in spec["shapes"]:
         runs = [generate(prompt_ids(n_in, vocab, n_in * 10 + rep), n_out) for rep in range(spec["repeats"])]
-        result["shapes"][f"{n_in}x{n_out}"] = summarise(runs)
-    return result
+        shapes[f"{n_in}x{n_out}"] = summarise(runs)
+    return shapes
 
 
 # ---- llama.cpp ------------------------------------------------------------------------------------
@@ -238,11 +244,7 @@ def run_llamacpp(spec: dict) -> dict:
         return {"ttft_s": first - started, "prefill_tokens_per_s": len(ids) / (first - started),
                 "decode_tokens_per_s": (new - 1) / (last - first) if new > 1 else 0.0}
 
-    generate(prompt_ids(64, vocab, 99), 8)
-    result["shapes"] = {}
-    for n_in, n_out in spec["shapes"]:
-        runs = [generate(prompt_ids(n_in, vocab, n_in * 10 + rep), n_out) for rep in range(spec["repeats"])]
-        result["shapes"][f"{n_in}x{n_out}"] = summarise(runs)
+    result["shapes"] = measure_shapes(generate, spec, vocab)
     return result
 
 
