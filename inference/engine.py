@@ -128,9 +128,9 @@ class Engine:
 
     def encode_chat(self, messages: list[dict], max_new_tokens: int | None = None):
         """Chat ids for messages under the model's chat rule (rounds dropped to fit MAX_SEQ_LEN)."""
-        new = self.defaults.max_new_tokens if max_new_tokens is None else max_new_tokens
-        new = min(new, self.max_seq_len - 1) if max_new_tokens is None else new
-        return self.chat_format.build(messages, new, self.max_seq_len)
+        if max_new_tokens is None:
+            max_new_tokens = min(self.defaults.max_new_tokens, self.max_seq_len - 1)
+        return self.chat_format.build(messages, max_new_tokens, self.max_seq_len)
 
     def check_request(self, input_ids, max_new_tokens) -> tuple[list[int], int]:
         """Validate ids and lengths against the vocabulary and SEQ_LEN + OUTPUT_SEQ_LEN <= MAX_SEQ_LEN."""
