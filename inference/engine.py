@@ -12,7 +12,9 @@ import torch
 from .config import GenerationDefaults, ModelConfig
 from .detokenizer import IncrementalDetokenizer
 from .device import dtype_name, resolve_device, resolve_dtype
+from . import cpu_kernels
 from .errors import DeviceError, InputError
+from .fused_decode import FusedDecode
 from .model import Decoder
 from .quantize import check_quantize, optimize_linears
 from .sampling import Sampler, SamplingParams
@@ -108,6 +110,9 @@ class Engine:
         model.eval()
         report(0.96, "quantizing to int8" if quantize else "preparing the fast kernels")
         kernels = optimize_linears(model, torch_dtype, torch_device, quantize)
+        if kernels["decode_attention"]:
+            model.fused_step = FusedDecode.build(cpu_kernels.load(), model)
+        kernels["fused_decode"] = model.fused_step is not None
         report(1.0, "ready")
         engine = cls(model=model, tokenizer=parts.tokenizer, chat_format=parts.chat_format, defaults=parts.defaults,
                      name=parts.name, is_demo=model_dir is None, device=torch_device, source=parts.source,

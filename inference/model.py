@@ -150,6 +150,8 @@ class Decoder(nn.Module):
             self.lm_head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False, device="meta")
             self.lm_head.weight = self.model.embed_tokens.weight
         self._build_position_tables(dtype, torch.device(device))
+        #: Optional whole decode step, fn(token id, position) -> logits (inference.fused_decode, set at load).
+        self.fused_step = None
         for layer in self.model.layers:
             attn = layer.self_attn
             shape = (cfg.num_kv_heads, max_seq_len, cfg.head_dim)
@@ -214,6 +216,8 @@ class Decoder(nn.Module):
         seq = tokens.shape[0]
         if start + seq > self.max_seq_len:
             raise ValueError(f"sequence of {start + seq} tokens exceeds MAX_SEQ_LEN {self.max_seq_len}")
+        if seq == 1 and not all_logits and self.fused_step is not None:
+            return self.fused_step(int(tokens[0]), start)
         x = self.model.embed_tokens(tokens)
         rope = bias = None
         if self.rope_cos is not None:

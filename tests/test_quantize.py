@@ -217,3 +217,19 @@ def test_rmsnorm_kernel_matches_the_torch_formula(rows, size):
     got = cpu_kernels.rmsnorm_bf16(cpu_kernels.load(), x, norm.weight, 1e-6)
     # same float32 arithmetic up to summation order: at most one bf16 rounding step apart
     assert ((got.float() - expected.float()).abs() <= expected.float().abs() * 2 ** -7 + 1e-6).all()
+
+
+@needs_kernels
+@pytest.mark.parametrize("name", ["rope", "alibi"])
+@pytest.mark.parametrize("quantize", [None, "int8"])
+def test_fused_decode_step_matches_the_step_by_step_path(folders, name, quantize):
+    """The one-call C decode step computes what the torch modules compute, roundings included."""
+    engine = Engine.load(folders[name], device="cpu", dtype="bfloat16", quantize=quantize)
+    assert engine.kernels["fused_decode"] and engine.model.fused_step is not None
+    ids = ids_for(engine, 40, seed=5)
+    fused = step_logits(engine, ids, prefill=4)
+    engine.model.fused_step = None
+    stepwise = step_logits(engine, ids, prefill=4)
+    assert F.cosine_similarity(fused, stepwise, dim=-1).min() > 0.9999
+    assert (fused - stepwise).abs().max() <= 0.02 * stepwise.abs().max()
+    assert torch.equal(fused.argmax(-1), stepwise.argmax(-1))

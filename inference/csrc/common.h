@@ -1,0 +1,189 @@
+/* Shared helpers of the CPU kernels: bf16 conversion, row dot products, exp, one attention head, RMSNorm. */
+#include <stdint.h>
+#include <string.h>
+#include <stdlib.h>
+#include <math.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
+
+/* Work (weights or cache elements) below which a call stays on one thread. Rows go to threads in
+   dynamic chunks, so a thread preempted by another program does not hold the others at the barrier for
+   long; small calls skip the team altogether: on a busy machine every parallel region risks such a wait. */
+#define PARALLEL_MIN (1 << 20)
+
+static inline float bf16_to_f32(uint16_t h) { uint32_t u = (uint32_t)h << 16; float f; memcpy(&f, &u, 4); return f; }
+static inline uint16_t f32_to_bf16(float f) {
+    uint32_t u; memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);  /* NaN stays NaN */
+    u += 0x7fffu + ((u >> 16) & 1u);                                             /* round to nearest even */
+    return (uint16_t)(u >> 16);
+}
+/* A float rounded to bf16 precision, as a torch bf16 op stores its result. */
+static inline float round_bf16(float f) { return bf16_to_f32(f32_to_bf16(f)); }
+static inline void store(void* y, int out_f32, int64_t n, float v) {
+    if (out_f32) ((float*)y)[n] = v; else ((uint16_t*)y)[n] = f32_to_bf16(v);
+}
+
+/* Dot product of one bf16 weight row with bf16 x (xf: the same x in float32, for CPUs without
+   AVX-512-BF16). Rows are walked one at a time, so each thread reads one contiguous stretch of the
+   matrix: the access pattern hardware prefetchers stream best. */
+static inline float dot_bf16(const uint16_t* w, const uint16_t* x, const float* xf, int64_t K) {
+    int64_t k = 0;
+    float s = 0.0f;
+#if defined(__AVX512BF16__)
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (; k + 128 <= K; k += 128) {
+        a0 = _mm512_dpbf16_ps(a0, (__m512bh)_mm512_loadu_si512(w + k), (__m512bh)_mm512_loadu_si512(x + k));
+        a1 = _mm512_dpbf16_ps(a1, (__m512bh)_mm512_loadu_si512(w + k + 32), (__m512bh)_mm512_loadu_si512(x + k + 32));
+        a2 = _mm512_dpbf16_ps(a2, (__m512bh)_mm512_loadu_si512(w + k + 64), (__m512bh)_mm512_loadu_si512(x + k + 64));
+        a3 = _mm512_dpbf16_ps(a3, (__m512bh)_mm512_loadu_si512(w + k + 96), (__m512bh)_mm512_loadu_si512(x + k + 96));
+    }
+    for (; k + 32 <= K; k += 32)
+        a0 = _mm512_dpbf16_ps(a0, (__m512bh)_mm512_loadu_si512(w + k), (__m512bh)_mm512_loadu_si512(x + k));
+    s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+#elif defined(__AVX512F__)
+#define BF(p) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)(p))), 16))
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0;
+    for (; k + 32 <= K; k += 32) {
+        a0 = _mm512_fmadd_ps(BF(w + k), _mm512_loadu_ps(xf + k), a0);
+        a1 = _mm512_fmadd_ps(BF(w + k + 16), _mm512_loadu_ps(xf + k + 16), a1);
+    }
+    s = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
+#undef BF
+#elif defined(__AVX2__) && defined(__FMA__)
+#define BF(p) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i*)(p))), 16))
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    for (; k + 16 <= K; k += 16) {
+        a0 = _mm256_fmadd_ps(BF(w + k), _mm256_loadu_ps(xf + k), a0);
+        a1 = _mm256_fmadd_ps(BF(w + k + 8), _mm256_loadu_ps(xf + k + 8), a1);
+    }
+    float t[8];
+    _mm256_storeu_ps(t, _mm256_add_ps(a0, a1));
+    s = t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7];
+#undef BF
+#endif
+    for (; k < K; k++) s += bf16_to_f32(w[k]) * xf[k];
+    return s;
+}
+
+/* Dot product of one int8 weight row with x held as int16 (exact integer arithmetic, int32 sums). */
+static inline int64_t dot_int8(const int8_t* q, const int16_t* x, int64_t K) {
+    int64_t k = 0, s = 0;
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0;
+    for (; k + 64 <= K; k += 64) {
+#if defined(__AVX512VNNI__)
+        a0 = _mm512_dpwssd_epi32(a0, _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i*)(q + k))),
+                                 _mm512_loadu_si512(x + k));
+        a1 = _mm512_dpwssd_epi32(a1, _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i*)(q + k + 32))),
+                                 _mm512_loadu_si512(x + k + 32));
+#else
+        a0 = _mm512_add_epi32(a0, _mm512_madd_epi16(_mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i*)(q + k))),
+                                                    _mm512_loadu_si512(x + k)));
+        a1 = _mm512_add_epi32(a1, _mm512_madd_epi16(_mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i*)(q + k + 32))),
+                                                    _mm512_loadu_si512(x + k + 32)));
+#endif
+    }
+    s = _mm512_reduce_add_epi32(_mm512_add_epi32(a0, a1));
+#elif defined(__AVX2__)
+    __m256i a0 = _mm256_setzero_si256();
+    for (; k + 16 <= K; k += 16)
+        a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i*)(q + k))),
+                                                    _mm256_loadu_si256((const __m256i*)(x + k))));
+    int32_t t[8];
+    _mm256_storeu_si256((__m256i*)t, a0);
+    s = (int64_t)t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7];
+#endif
+    for (; k < K; k++) s += (int32_t)q[k] * x[k];
+    return s;
+}
+
+/* bf16 x as int16 with one scale (max|x| -> 16383), for dot_int8; returns the scale. 14 bits for the
+   largest entries, more than bf16's 8; int32 sums cannot overflow for K <= 16384
+   (2 * 127 * 16383 * K / 32 < 2^31). */
+static inline float quantize_activation(const uint16_t* x, int64_t K, int16_t* xq) {
+    float amax = 0.0f;
+    for (int64_t k = 0; k < K; k++) { float v = fabsf(bf16_to_f32(x[k])); if (v > amax) amax = v; }
+    float xs = amax > 0.0f ? amax / 16383.0f : 1.0f;
+    for (int64_t k = 0; k < K; k++) xq[k] = (int16_t)lrintf(bf16_to_f32(x[k]) / xs);
+    return xs;
+}
+
+/* p[j] = exp(p[j] - m) for j < n; returns the sum. AVX-512: range reduction to [-ln2/2, ln2/2] and a
+   degree-6 polynomial (relative error ~2e-7), 16 lanes at a time; elsewhere the C library's expf. */
+static inline float exp_shift_sum(float* p, int64_t n, float m) {
+    int64_t j = 0;
+    float sum = 0.0f;
+#if defined(__AVX512F__)
+    const __m512 mm = _mm512_set1_ps(m), lo = _mm512_set1_ps(-87.0f), log2e = _mm512_set1_ps(1.44269504088896341f);
+    const __m512 ln2_hi = _mm512_set1_ps(0.693145751953125f), ln2_lo = _mm512_set1_ps(1.42860682030941723e-6f);
+    __m512 total = _mm512_setzero_ps();
+    for (; j + 16 <= n; j += 16) {
+        __m512 x = _mm512_max_ps(_mm512_sub_ps(_mm512_loadu_ps(p + j), mm), lo);
+        __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, log2e), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        __m512 r = _mm512_fnmadd_ps(k, ln2_lo, _mm512_fnmadd_ps(k, ln2_hi, x));
+        __m512 e = _mm512_set1_ps(1.0f / 720.0f);
+        e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.0f / 120.0f));
+        e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.0f / 24.0f));
+        e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.0f / 6.0f));
+        e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(0.5f));
+        e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.0f));
+        e = _mm512_fmadd_ps(e, r, _mm512_set1_ps(1.0f));
+        e = _mm512_scalef_ps(e, k);
+        _mm512_storeu_ps(p + j, e);
+        total = _mm512_add_ps(total, e);
+    }
+    sum = _mm512_reduce_add_ps(total);
+#endif
+    for (; j < n; j++) { float e = expf(p[j] - m); p[j] = e; sum += e; }
+    return sum;
+}
+
+/* One head of one-position attention over a bf16 cache: out = softmax(scale * K q + slope * (j - (L-1))) V.
+   q, out: [D] bf16; k, v: [L, D] bf16 rows; p (L floats), qf and acc (D floats each): scratch. */
+static inline void attend_head(const uint16_t* q, const uint16_t* k, const uint16_t* v, int64_t L, int64_t D,
+                               float scale, float slope, float* p, float* qf, float* acc, uint16_t* out) {
+    for (int64_t d = 0; d < D; d++) qf[d] = bf16_to_f32(q[d]);
+    float m = -3.0e38f;
+    for (int64_t j = 0; j < L; j++) {
+        float s = dot_bf16(k + j * D, q, qf, D) * scale + slope * (float)(j - (L - 1));
+        p[j] = s;
+        if (s > m) m = s;
+    }
+    float sum = exp_shift_sum(p, L, m);
+    for (int64_t d = 0; d < D; d++) acc[d] = 0.0f;
+    int64_t d0 = 0;
+#if defined(__AVX512F__)
+    if (D % 16 == 0 && D <= 256) {
+        __m512 a[16];
+        int64_t nv = D / 16;
+        for (int64_t i = 0; i < nv; i++) a[i] = _mm512_setzero_ps();
+        for (int64_t j = 0; j < L; j++) {
+            __m512 pj = _mm512_set1_ps(p[j]);
+            const uint16_t* vj = v + j * D;
+            for (int64_t i = 0; i < nv; i++) {
+                __m512 vv = _mm512_castsi512_ps(_mm512_slli_epi32(
+                    _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)(vj + 16 * i))), 16));
+                a[i] = _mm512_fmadd_ps(pj, vv, a[i]);
+            }
+        }
+        for (int64_t i = 0; i < nv; i++) _mm512_storeu_ps(acc + 16 * i, a[i]);
+        d0 = D;
+    }
+#endif
+    if (d0 == 0)
+        for (int64_t j = 0; j < L; j++)
+            for (int64_t d = 0; d < D; d++) acc[d] += p[j] * bf16_to_f32(v[j * D + d]);
+    float inv = 1.0f / sum;
+    for (int64_t d = 0; d < D; d++) out[d] = f32_to_bf16(acc[d] * inv);
+}
+
+/* HF's LlamaRMSNorm in bf16 for one row: out = bf16(w * bf16(x * 1/sqrt(mean(x^2) + eps))), sums in f32. */
+static inline void rmsnorm_row(const uint16_t* x, const uint16_t* w, uint16_t* out, int64_t n, float eps) {
+    float ss = 0.0f;
+    #pragma omp simd reduction(+:ss)
+    for (int64_t i = 0; i < n; i++) { float v = bf16_to_f32(x[i]); ss += v * v; }
+    float inv = 1.0f / sqrtf(ss / (float)n + eps);
+    for (int64_t i = 0; i < n; i++) out[i] = f32_to_bf16(bf16_to_f32(w[i]) * round_bf16(bf16_to_f32(x[i]) * inv));
+}

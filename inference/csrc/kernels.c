@@ -1,0 +1,54 @@
+/* The CPU kernels torch calls one at a time: bf16 and int8 matrix-vector products, decode attention, RMSNorm. */
+#include "common.h"
+
+/* 1 when this build has a vector path (AVX-512 or AVX2); callers use torch's kernels otherwise. */
+int kernels_vectorised(void) {
+#if defined(__AVX512F__) && defined(__AVX512BW__) || defined(__AVX2__) && defined(__FMA__)
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+/* y[n] = sum_k W[n,k] x[k] for bf16 W (N x K, row-major) and bf16 x; y bf16 or f32. */
+void gemv_bf16(const uint16_t* W, const uint16_t* x, void* y, int64_t N, int64_t K, int out_f32) {
+    float* xf = (float*)malloc(sizeof(float) * (size_t)(K + 16));
+    for (int64_t k = 0; k < K; k++) xf[k] = bf16_to_f32(x[k]);
+    #pragma omp parallel for schedule(dynamic, 256) if (N * K >= PARALLEL_MIN)
+    for (int64_t n = 0; n < N; n++) store(y, out_f32, n, dot_bf16(W + n * K, x, xf, K));
+    free(xf);
+}
+
+/* y[n] = scale[n] * sum_k Q[n,k] x[k] for int8 Q (N x K, row-major), f32 scales and bf16 x; y bf16 or f32. */
+void gemv_int8(const int8_t* Q, const float* scale, const uint16_t* x, void* y, int64_t N, int64_t K, int out_f32) {
+    int16_t* xq = (int16_t*)malloc(sizeof(int16_t) * (size_t)(K + 64));
+    float xs = quantize_activation(x, K, xq);
+    #pragma omp parallel for schedule(dynamic, 256) if (N * K >= PARALLEL_MIN)
+    for (int64_t n = 0; n < N; n++) store(y, out_f32, n, (float)dot_int8(Q + n * K, xq, K) * xs * scale[n]);
+    free(xq);
+}
+
+/* Attention of one new position (decode) over a bf16 KV cache, per head:
+   out[h] = softmax(scale * K[g] q[h] + slope[h] * (j - (L-1))) V[g],  g = h / (H / KVH).
+   q, out: [H, D] bf16; k, v: cache [KVH, S, D] bf16 (S = allocated positions, L used); slopes: [H] or NULL. */
+void attn_decode_bf16(const uint16_t* q, const uint16_t* kc, const uint16_t* vc, uint16_t* out,
+                      int64_t H, int64_t KVH, int64_t S, int64_t L, int64_t D, float scale, const float* slopes) {
+    int64_t group = H / KVH;
+    #pragma omp parallel if (H * L * D >= PARALLEL_MIN / 4)
+    {
+        float* p = (float*)malloc(sizeof(float) * (size_t)(L + 16));
+        float* qf = (float*)malloc(sizeof(float) * (size_t)(D + 16));
+        float* acc = (float*)malloc(sizeof(float) * (size_t)(D + 16));
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t h = 0; h < H; h++)
+            attend_head(q + h * D, kc + (h / group) * S * D, vc + (h / group) * S * D, L, D, scale,
+                        slopes ? slopes[h] : 0.0f, p, qf, acc, out + h * D);
+        free(p); free(qf); free(acc);
+    }
+}
+
+/* RMSNorm of each row of x (rows x n, bf16) by the bf16 weight w, as HF's LlamaRMSNorm computes it. */
+void rmsnorm_bf16(const uint16_t* x, const uint16_t* w, uint16_t* out, int64_t rows, int64_t n, float eps) {
+    #pragma omp parallel for schedule(static) if (rows > 8)
+    for (int64_t r = 0; r < rows; r++) rmsnorm_row(x + r * n, w, out + r * n, n, eps);
+}

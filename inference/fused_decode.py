@@ -1,0 +1,95 @@
+"""A whole CPU decode step in one C call (csrc/decode_step.c): the model's weights described to it once, at load.
+
+Step by step, a decode token costs ~15 small torch ops and a kernel call per layer, each with Python and
+OpenMP fork/join overhead; on a small model that is a fifth of the step. Here the embedding row, every
+layer and the logits run in one parallel region. It applies to bf16 models on the CPU whose linear
+layers are the C-kernel ones (CpuLinear, or Int8Linear for weight-only int8); `FusedDecode.build` returns
+None for anything else and the model keeps its step-by-step path.
+"""
+from __future__ import annotations
+
+import ctypes
+import math
+
+import torch
+
+from .quantize import CpuLinear, Int8Linear
+
+i64, f32, ptr = ctypes.c_int64, ctypes.c_float, ctypes.c_void_p
+
+
+class Matrix(ctypes.Structure):
+    _fields_ = [("weight", ptr), ("scales", ptr), ("rows", i64), ("cols", i64)]
+
+
+class Layer(ctypes.Structure):
+    _fields_ = [("input_norm", ptr), ("post_attention_norm", ptr), ("qkv", Matrix), ("o", Matrix),
+                ("gate", Matrix), ("up", Matrix), ("down", Matrix), ("k_cache", ptr), ("v_cache", ptr)]
+
+
+class Model(ctypes.Structure):
+    _fields_ = [("layers", i64), ("hidden", i64), ("heads", i64), ("kv_heads", i64), ("head_dim", i64),
+                ("intermediate", i64), ("positions", i64), ("eps", f32), ("scale", f32), ("slopes", ptr),
+                ("rope_cos", ptr), ("rope_sin", ptr), ("embed", ptr), ("final_norm", ptr), ("lm_head", Matrix),
+                ("layer", ctypes.POINTER(Layer)), ("int8", ctypes.c_int32)]
+
+
+def _matrix(linear, keep: list) -> Matrix | None:
+    """The C description of a kernel-backed linear layer (its tensors appended to keep), else None."""
+    if isinstance(linear, Int8Linear) and linear._lib is not None:
+        keep += [linear.qweight, linear.scales]
+        return Matrix(linear.qweight.data_ptr(), linear.scales.data_ptr(), linear.out_features, linear.in_features)
+    if isinstance(linear, CpuLinear) and _bf16(linear.weight):
+        keep.append(linear.weight)
+        return Matrix(linear.weight.data_ptr(), None, linear.out_features, linear.in_features)
+    return None
+
+
+def _bf16(*tensors: torch.Tensor | None) -> bool:
+    return all(t is None or (t.dtype == torch.bfloat16 and t.is_contiguous() and t.device.type == "cpu")
+               for t in tensors)
+
+
+class FusedDecode:
+    """Callable (token id, position) -> float32 logits [vocab] that also writes the KV cache at position."""
+
+    def __init__(self, lib, model: Model, keep: list):
+        self._lib, self._model = lib, model
+        self._keep = keep  # the ctypes arrays and tensors the C struct points into
+        self.vocab = model.lm_head.rows
+
+    @classmethod
+    def build(cls, lib, decoder) -> "FusedDecode | None":
+        cfg, backbone = decoder.config, decoder.model
+        if lib is None or not hasattr(lib, "decode_step"):
+            return None
+        layers, keep = [], []
+        for block in backbone.layers:
+            attn, mlp = block.self_attn, block.mlp
+            mats = [_matrix(m, keep) for m in (attn.W_pack, attn.o_proj, mlp.gate_proj, mlp.up_proj, mlp.down_proj)]
+            norms = (block.input_layernorm.weight, block.post_attention_layernorm.weight)
+            if None in mats or not _bf16(*norms, attn.k_cache, attn.v_cache):
+                return None
+            layers.append(Layer(norms[0].data_ptr(), norms[1].data_ptr(), *mats,
+                                attn.k_cache.data_ptr(), attn.v_cache.data_ptr()))
+            keep += [*norms, attn.k_cache, attn.v_cache]
+        head = _matrix(decoder.lm_head, keep)
+        embed, final_norm = backbone.embed_tokens.weight, backbone.norm.weight
+        rope = (decoder.rope_cos, decoder.rope_sin) if decoder.rope_cos is not None else (None, None)
+        if head is None or not _bf16(embed, final_norm, *rope) or cfg.num_heads % cfg.num_kv_heads:
+            return None
+        slopes = None if decoder.alibi is None else decoder.alibi.float().contiguous()
+        array = (Layer * len(layers))(*layers)
+        int8 = any(isinstance(m, Int8Linear) for m in decoder.modules())
+        model = Model(len(layers), cfg.hidden_size, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim,
+                      cfg.intermediate_size, decoder.max_seq_len, backbone.norm.eps, 1.0 / math.sqrt(cfg.head_dim),
+                      None if slopes is None else slopes.data_ptr(),
+                      *(None if t is None else t.data_ptr() for t in rope), embed.data_ptr(), final_norm.data_ptr(),
+                      head, array, int(int8))
+        keep += [array, slopes, embed, final_norm, *rope]
+        return cls(lib, model, keep)
+
+    def __call__(self, token: int, position: int) -> torch.Tensor:
+        logits = torch.empty(self.vocab, dtype=torch.float32)
+        self._lib.decode_step(ctypes.byref(self._model), int(token), int(position), logits.data_ptr())
+        return logits
