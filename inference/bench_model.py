@@ -159,6 +159,32 @@ def _llama_permute(w: torch.Tensor, heads: int) -> torch.Tensor:
     return w.reshape(heads, 2, w.shape[0] // heads // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
 
 
+def _add_vocabulary(writer, path: Path, vocab: int) -> None:
+    """The folder's SentencePiece vocabulary (pieces, scores, types), as convert_hf_to_gguf.py writes it."""
+    import sentencepiece as spm
+
+    sp = spm.SentencePieceProcessor(model_file=str(path))
+    if sp.get_piece_size() != vocab:
+        raise ValueError(f"{path} has {sp.get_piece_size()} pieces, config.json says {vocab}")
+    # gguf's token types: 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte.
+    def kind(i: int) -> int:
+        return (2 if sp.is_unknown(i) else 3 if sp.is_control(i) else 6 if sp.is_byte(i)
+                else 5 if sp.is_unused(i) else 1)
+
+    writer.add_tokenizer_model("llama")
+    writer.add_tokenizer_pre("default")
+    writer.add_token_list([sp.id_to_piece(i) for i in range(vocab)])
+    writer.add_token_scores([sp.get_score(i) for i in range(vocab)])
+    writer.add_token_types([kind(i) for i in range(vocab)])
+    writer.add_unk_token_id(max(sp.unk_id(), 0))
+    writer.add_bos_token_id(1)
+    writer.add_eos_token_id(2)
+    writer.add_add_bos_token(False)  # Baichuan2's tokenizer adds no BOS; the chat rule places its own ids
+    writer.add_add_eos_token(False)
+    # SentencePiece's add_dummy_prefix (off in Baichuan2's model): llama.cpp would otherwise prepend a space.
+    writer.add_add_space_prefix(sp.encode("a", out_type=str)[0].startswith("\u2581"))
+
+
 def write_gguf(folder: Path, out: Path, kind: str = "BF16") -> Path:
     """The folder's model as a llama-architecture GGUF (F32, BF16 or Q8_0 matrices; norms in F32)."""
     import gguf
@@ -181,14 +207,7 @@ def write_gguf(folder: Path, out: Path, kind: str = "BF16") -> Path:
     writer.add_rope_freq_base(10000.0)
     writer.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
     writer.add_file_type({"F32": 0, "BF16": 32, "Q8_0": 7}[kind])
-    vocab = cfg["vocab_size"]
-    writer.add_tokenizer_model("llama")
-    writer.add_token_list([f"<t{i}>" for i in range(vocab)])
-    writer.add_token_scores([0.0] * vocab)
-    writer.add_token_types([1] * vocab)
-    writer.add_bos_token_id(1)
-    writer.add_eos_token_id(2)
-    writer.add_add_bos_token(False)
+    _add_vocabulary(writer, Path(folder) / "tokenizer.model", cfg["vocab_size"])
     names = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
              "lm_head.weight": "output.weight"}
     per_layer = {"self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",

@@ -16,7 +16,7 @@ from . import cpu_kernels
 from .errors import DeviceError, InputError
 from .fused_decode import FusedDecode
 from .model import Decoder
-from .quantize import check_quantize, optimize_linears
+from .quantize import check_quantize, optimize_linears, prepare_int8
 from .sampling import Sampler, SamplingParams
 from .torch_guard import is_out_of_memory
 
@@ -99,6 +99,8 @@ class Engine:
         report(0.1, "allocating the model")
         try:
             model = Decoder(parts.config, seq_len, torch_dtype, torch_device)
+            if quantize == "int8":  # quantized as the weights stream in: no bf16 copy of the matrices
+                prepare_int8(model, torch_device, normalized=model.lm_head if parts.config.norm_head else None)
             parts.fill(model, lambda f, msg: (check_cancel(), report(0.1 + 0.85 * f, msg)))
             model.finish_loading()
         except Exception as exc:

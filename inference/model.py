@@ -130,9 +130,24 @@ class Backbone(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
+        # _weight: no random initialisation (it is about to be overwritten, and on the meta device it would
+        # import torch's Python decompositions, ~80 MB and a second, for nothing).
+        self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.hidden_size,
+                                         _weight=torch.empty(cfg.vocab_size, cfg.hidden_size))
         self.layers = nn.ModuleList(DecoderLayer(cfg) for _ in range(cfg.num_layers))
         self.norm = RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+
+
+def _materialize(module: nn.Module, dtype: torch.dtype, device: torch.device) -> None:
+    """Give every meta parameter real, uninitialised storage of `dtype` on `device` (the loader fills it).
+
+    What Module.to(dtype).to_empty(device) does, without the Python meta kernels those calls import.
+    """
+    for owner in module.modules():
+        for name, param in list(owner.named_parameters(recurse=False)):
+            if param.is_meta:
+                setattr(owner, name, nn.Parameter(torch.empty(param.shape, dtype=dtype, device=device),
+                                                  requires_grad=param.requires_grad))
 
 
 class Decoder(nn.Module):
@@ -144,8 +159,7 @@ class Decoder(nn.Module):
         with torch.device("meta"):
             self.model = Backbone(cfg)
             self.lm_head = None if cfg.tie_word_embeddings else nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False)
-        self.to(dtype)  # still on meta: nothing is allocated until to_empty, and then in the target dtype
-        self.to_empty(device=device)
+        _materialize(self, dtype, torch.device(device))
         if self.lm_head is None:
             self.lm_head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False, device="meta")
             self.lm_head.weight = self.model.embed_tokens.weight
@@ -161,8 +175,12 @@ class Decoder(nn.Module):
             attn.v_cache = torch.empty(shape, dtype=dtype, device=device)
 
     def weights(self) -> dict[str, torch.Tensor]:
-        """Parameters by checkpoint name (the tied lm_head excluded)."""
+        """Load targets by checkpoint name: parameters, and layers that take their matrix row block by row
+        block (int8 quantized as it loads: anything with `copy_rows`); the tied lm_head excluded."""
         names = dict(self.named_parameters(remove_duplicate=True))
+        for prefix, module in self.named_modules():
+            if hasattr(module, "copy_rows"):
+                names[f"{prefix}.weight"] = module
         if self.config.tie_word_embeddings:
             names.pop("lm_head.weight", None)
         return names
@@ -183,12 +201,15 @@ class Decoder(nn.Module):
             self.alibi = torch.tensor(alibi_slopes(cfg.num_heads), dtype=torch.float32, device=device)
 
     def finish_loading(self) -> None:
-        """After the weights are copied in: NormHead rows normalised once (Baichuan2)."""
-        if self.config.norm_head:
+        """After the weights are copied in: NormHead rows normalised once (Baichuan2).
+
+        A head without a plain weight (int8, inference.quantize) normalised its rows as they loaded.
+        """
+        if self.config.norm_head and isinstance(getattr(self.lm_head, "weight", None), torch.Tensor):
             with torch.no_grad():
                 w = self.lm_head.weight
-                for start in range(0, w.shape[0], 8192):  # in row blocks: no float32 copy of the whole head
-                    rows = w[start:start + 8192]
+                for start in range(0, w.shape[0], 1024):  # in row blocks: no float32 copy of the whole head
+                    rows = w[start:start + 1024]
                     rows.copy_(F.normalize(rows.float(), dim=-1).to(w.dtype))
 
     def use_decode_attention(self, kernel) -> None:

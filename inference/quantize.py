@@ -24,19 +24,32 @@ def check_quantize(quantize: str | None, device: torch.device) -> str | None:
     return quantize
 
 
-def quantize_int8(weight: torch.Tensor, block_rows: int = 4096) -> tuple[torch.Tensor, torch.Tensor]:
-    """Symmetric per-row int8: weight ≈ q * scale[:, None] with q in [-127, 127]; computed in float32.
+def quantize_rows(rows: torch.Tensor, normalize: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric per-row int8 of a block of rows, in float32: rows ≈ q * scale[:, None], q in [-127, 127].
 
-    Done block_rows rows at a time, so the float32 temporaries stay small next to the matrix.
+    normalize=True quantizes the L2-normalised rows (Baichuan2's NormHead) straight from float32.
     """
-    rows = weight.shape[0]
+    w = rows.float()
+    if normalize:
+        w = F.normalize(w, dim=-1)
+    scale = (w.abs().amax(dim=1) / 127.0).clamp_(min=1e-12)
+    return torch.round(w / scale[:, None]).clamp_(-127, 127).to(torch.int8), scale
+
+
+def quantize_into(q: torch.Tensor, scale: torch.Tensor, start: int, rows: torch.Tensor, normalize: bool = False,
+                  block_rows: int = 512) -> None:
+    """q[start:], scale[start:] = quantize_rows(rows), block_rows at a time (the float32 temporaries stay small)."""
+    for i in range(0, rows.shape[0], block_rows):
+        block_q, block_scale = quantize_rows(rows[i:i + block_rows].to(q.device), normalize)
+        q[start + i:start + i + block_q.shape[0]] = block_q
+        scale[start + i:start + i + block_q.shape[0]] = block_scale
+
+
+def quantize_int8(weight: torch.Tensor, block_rows: int = 512) -> tuple[torch.Tensor, torch.Tensor]:
+    """A whole matrix as per-row int8 and its float32 scales."""
     q = torch.empty(weight.shape, dtype=torch.int8, device=weight.device)
-    scale = torch.empty(rows, dtype=torch.float32, device=weight.device)
-    for start in range(0, rows, block_rows):
-        w = weight[start:start + block_rows].float()
-        s = (w.abs().amax(dim=1) / 127.0).clamp_(min=1e-12)
-        q[start:start + block_rows] = torch.round(w / s[:, None]).clamp_(-127, 127)
-        scale[start:start + block_rows] = s
+    scale = torch.empty(weight.shape[0], dtype=torch.float32, device=weight.device)
+    quantize_into(q, scale, 0, weight, block_rows=block_rows)
     return q, scale
 
 
@@ -71,13 +84,29 @@ class Int8Linear(nn.Module):
     several rows (prefill, compute-bound) dequantize the matrix to the activation dtype and use F.linear.
     """
 
-    def __init__(self, weight: torch.Tensor, lib=None):
+    def __init__(self, out_features: int, in_features: int, lib=None, device: torch.device | str = "cpu",
+                 normalize_rows: bool = False):
         super().__init__()
-        q, scale = quantize_int8(weight)
-        self.register_buffer("qweight", q)
-        self.register_buffer("scales", scale)
-        self.in_features, self.out_features = weight.shape[1], weight.shape[0]
+        self.register_buffer("qweight", torch.empty(out_features, in_features, dtype=torch.int8, device=device))
+        self.register_buffer("scales", torch.empty(out_features, dtype=torch.float32, device=device))
+        self.in_features, self.out_features = in_features, out_features
+        self.normalize_rows = normalize_rows  # NormHead: rows L2-normalised as they are quantized
         self._lib = lib if self.in_features <= cpu_kernels.MAX_INT8_K else None
+
+    @classmethod
+    def from_weight(cls, weight: torch.Tensor, lib=None) -> "Int8Linear":
+        layer = cls(weight.shape[0], weight.shape[1], lib, weight.device)
+        layer.qweight, layer.scales = quantize_int8(weight)
+        return layer
+
+    # The loader's target protocol (inference.weights.copy_into): the checkpoint matrix's shape, and its
+    # rows arriving block by block, so a bf16 copy of the matrix never exists.
+    @property
+    def shape(self) -> torch.Size:
+        return torch.Size((self.out_features, self.in_features))
+
+    def copy_rows(self, start: int, rows: torch.Tensor) -> None:
+        quantize_into(self.qweight, self.scales, start, rows, self.normalize_rows)
 
     def dequantized(self, dtype: torch.dtype) -> torch.Tensor:
         return (self.qweight.to(torch.float32) * self.scales[:, None]).to(dtype)
@@ -95,6 +124,23 @@ class Int8Linear(nn.Module):
         return F.linear(x, self.dequantized(x.dtype))
 
 
+def prepare_int8(model: nn.Module, device: torch.device, normalized: nn.Module | None = None) -> None:
+    """Before loading: every bias-free linear layer whose weight no other module shares becomes an empty
+    Int8Linear that quantizes its rows as the loader streams them in (the bf16 matrices never take memory).
+
+    `normalized` (Baichuan2's NormHead lm_head) gets its rows L2-normalised first. A weight tied to the
+    embedding stays for optimize_linears, which quantizes it from the loaded embedding.
+    """
+    lib = cpu_kernels.load() if device.type == "cpu" else None
+    uses: dict[int, int] = {}
+    for _, param in model.named_parameters(remove_duplicate=False):
+        uses[id(param)] = uses.get(id(param), 0) + 1
+    for parent, name, linear in list(_linears(model)):
+        if uses[id(linear.weight)] == 1:
+            setattr(parent, name, Int8Linear(linear.out_features, linear.in_features, lib, device,
+                                             normalize_rows=linear is normalized))
+
+
 def _linears(model: nn.Module):
     for parent in model.modules():
         for name, child in parent.named_children():
@@ -110,27 +156,26 @@ def optimize_linears(model: nn.Module, dtype: torch.dtype, device: torch.device,
     embedding keeps the model dtype). Returns what was done, for the UI and the benchmark.
     """
     lib = cpu_kernels.load() if device.type == "cpu" else None
-    swapped = 0
     targets = [(parent, name) for parent, name, _ in _linears(model)]  # no references to the layers kept
     with torch.no_grad():
         for parent, name in targets:
             linear = getattr(parent, name)
             if quantize == "int8":
-                new = Int8Linear(linear.weight, lib)
+                new = Int8Linear.from_weight(linear.weight, lib)
             elif lib is not None and dtype == torch.bfloat16:
                 new = CpuLinear(linear, lib)
             else:
                 continue
             setattr(parent, name, new)
             del linear, new  # the bf16 matrix is freed here unless another module still holds it
-            swapped += 1
     attention = lib is not None and dtype == torch.bfloat16 and hasattr(model, "use_decode_attention")
     if attention:
         model.use_decode_attention(functools.partial(_attend, lib))
         for module in model.modules():  # RMSNorm: one call instead of eight small torch ops per step
             if hasattr(module, "kernel") and hasattr(module, "eps"):
                 module.kernel = functools.partial(cpu_kernels.rmsnorm_bf16, lib)
-    return {"layers": swapped, "quantize": quantize, "cpu_kernels": lib is not None, "decode_attention": attention}
+    kernel_layers = sum(isinstance(m, (CpuLinear, Int8Linear)) for m in model.modules())
+    return {"layers": kernel_layers, "quantize": quantize, "cpu_kernels": lib is not None, "decode_attention": attention}
 
 
 def _attend(lib, q, k_cache, v_cache, length, *, scale, slopes):

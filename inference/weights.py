@@ -345,6 +345,33 @@ def validate_shapes(names_to_shapes: Mapping[str, tuple[int, ...]], config: Mode
 
 
 # ---- loading into a model -------------------------------------------------------------------------
+#: A large tensor is copied this many bytes at a time, its file pages released after each block.
+COPY_BLOCK_BYTES = 32 << 20
+
+
+def copy_into(target, tensor: torch.Tensor, release: Callable[[torch.Tensor], None] | None = None) -> None:
+    """Copy a checkpoint tensor into its load target in row blocks of ~32 MB.
+
+    The target is a parameter, or a layer taking rows itself (`copy_rows(start, rows)`: int8 quantized on
+    load). release(block), when given, hands back the source pages of each block once copied: the copy
+    of a large matrix never holds its whole file-backed source and its destination at once.
+    """
+    copy_rows = getattr(target, "copy_rows", None)
+    row_bytes = tensor[0].numel() * tensor.element_size() if tensor.dim() > 1 and tensor.shape[0] else 0
+    if copy_rows is None and (row_bytes == 0 or tensor.numel() * tensor.element_size() <= COPY_BLOCK_BYTES):
+        target.copy_(tensor)
+        if release is not None:
+            release(tensor)
+        return
+    step = max(1, COPY_BLOCK_BYTES // max(row_bytes, 1)) if row_bytes else tensor.shape[0]
+    for start in range(0, tensor.shape[0], step):
+        block = tensor[start:start + step]
+        if copy_rows is not None:
+            copy_rows(start, block)
+        else:
+            target[start:start + step].copy_(block)
+        if release is not None:
+            release(block)
 def load_weights_into(module_state: dict[str, torch.Tensor], model_dir: Path, config: ModelConfig,
                       progress: Callable[[float], None] | None = None) -> None:
     """Copy a folder's weights tensor by tensor into pre-allocated parameters (dtype converted by copy_).
@@ -369,9 +396,8 @@ def load_weights_into(module_state: dict[str, torch.Tensor], model_dir: Path, co
             if not tensor.is_floating_point():
                 raise ModelFolderError(f"{name} has dtype {str(tensor.dtype).removeprefix('torch.')}, "
                                        "not a floating-point type")
-            module_state[name].copy_(tensor)
+            copy_into(module_state[name], tensor, release=release_pages)
             done += tensor.numel()
-            release_pages(tensor)  # file-backed pages of this tensor (it is never read again)
             del tensor
             if progress is not None:
                 progress(done / total)

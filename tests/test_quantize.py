@@ -61,7 +61,7 @@ def test_int8_linear_matches_its_dequantized_matrix(monkeypatch, use_kernels, dt
         monkeypatch.setenv("BAICHUAN_NO_CPU_KERNELS", "1")
     lib = cpu_kernels.load()
     w = torch.randn(203, columns)
-    layer = Int8Linear(w, lib)
+    layer = Int8Linear.from_weight(w, lib)
     reference_weight = layer.dequantized(torch.float32)
     for rows in (1, 5):
         x = torch.randn(rows, columns).to(dtype)
@@ -233,3 +233,25 @@ def test_fused_decode_step_matches_the_step_by_step_path(folders, name, quantize
     assert F.cosine_similarity(fused, stepwise, dim=-1).min() > 0.9999
     assert (fused - stepwise).abs().max() <= 0.02 * stepwise.abs().max()
     assert torch.equal(fused.argmax(-1), stepwise.argmax(-1))
+
+
+@pytest.mark.parametrize("name", ["rope", "alibi"])
+def test_int8_quantized_while_loading_equals_quantizing_the_loaded_matrices(monkeypatch, folders, name):
+    """Quantize-on-load (no bf16 copy of the matrices) gives the int8 of the checkpoint's own values (float32
+    here, not rounded to bf16 first); NormHead rows are normalised in float32 before quantizing."""
+    from inference import weights
+
+    monkeypatch.setattr(weights, "COPY_BLOCK_BYTES", 4096)  # several row blocks per matrix
+    int8 = Engine.load(folders[name], device="cpu", dtype="bfloat16", quantize="int8")
+    checkpoint = Engine.load(folders[name], device="cpu", dtype="float32").model
+    for prefix, layer in int8.model.named_modules():
+        if not isinstance(layer, Int8Linear):
+            continue
+        weight = checkpoint.get_submodule(prefix).weight
+        if prefix == "lm_head":
+            rows = layer.dequantized(torch.float32)
+            assert torch.allclose(rows.norm(dim=-1), torch.ones(rows.shape[0]), atol=0.02)
+            assert F.cosine_similarity(rows, weight.float(), dim=-1).min() > 0.999
+        else:
+            q, scale = quantize_int8(weight)
+            assert torch.equal(layer.qweight, q) and torch.equal(layer.scales, scale)
