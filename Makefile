@@ -1,6 +1,6 @@
 # Two commands: `make run` opens the app (demo model when none is configured), `make test` runs the tests.
 # Each creates .venv on first use and installs what it needs.
-.PHONY: run test bench cli screenshot
+.PHONY: run test bench cli screenshot llamacpp
 
 run:
 	@scripts/setup_env.sh
@@ -17,6 +17,11 @@ cli:
 bench:
 	@scripts/setup_env.sh --test
 	.venv/bin/python -m inference bench $(ARGS)
+
+# Optional: llama-cpp-python built for this CPU, for the benchmark's llama.cpp rows (docs/BENCHMARKS.md).
+llamacpp:
+	@scripts/setup_env.sh --test
+	scripts/install_llamacpp.sh
 
 screenshot:
 	@scripts/setup_env.sh --test

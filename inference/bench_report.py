@@ -47,8 +47,11 @@ def markdown(results: dict) -> str:
         who, weights = LABELS.get(name, (name, ""))
         added = res["peak_rss_load"] - res["rss_before_load"]
         wb = res.get("weight_bytes")
-        ratio = f"{added / wb:.2f}×" if wb else "–"
+        ratio = "– (mmap)" if res.get("mmap") else f"{added / wb:.2f}×" if wb else "–"
         lines.append(f"| {who} | {weights} | {res['load_s']:.2f} | {_gib(added)} | {_gib(wb)} | {ratio} |")
+    if any(res.get("mmap") for res in results["subjects"].values() if "error" not in res):
+        lines += ["", ("llama.cpp maps the GGUF (its default): pages count towards RSS when first read, so its "
+                       "load RSS is not comparable; its peak RSS above is after the runs.")]
     for name, res in results["subjects"].items():
         pc = res.get("prefix_cache") if "error" not in res else None
         if pc:

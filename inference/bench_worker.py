@@ -217,6 +217,10 @@ def measure_shapes(generate, spec: dict, vocab: int) -> dict:
 
 # ---- llama.cpp ------------------------------------------------------------------------------------
 def run_llamacpp(spec: dict) -> dict:
+    """llama.cpp through llama-cpp-python's low-level calls: Llama.eval() for the prompt and each new token,
+    greedy pick from the last position's logits (llama_get_logits_ith: without logits_all, Llama.scores is
+    never filled). Flash attention on, as llama.cpp's own default (`-fa auto`) resolves on a CPU; the
+    bindings would otherwise turn it off. F16 KV cache and the GGUF memory-mapped, both llama.cpp defaults."""
     import llama_cpp
     import numpy as np
 
@@ -224,22 +228,28 @@ def run_llamacpp(spec: dict) -> dict:
     rss0 = rss_bytes()
     started = time.perf_counter()
     llm = llama_cpp.Llama(model_path=spec["gguf"], n_ctx=spec.get("max_seq_len") or 4096, n_threads=spec["threads"],
-                          n_threads_batch=spec["threads"], n_batch=512, verbose=False)
+                          n_threads_batch=spec["threads"], n_batch=512, flash_attn=True, verbose=False)
     load_s = time.perf_counter() - started
-    result = {"load_s": load_s, "rss_before_load": rss0, "peak_rss_load": peak_rss_bytes(),
-              "rss_after_load": rss_bytes(), "gguf_type": spec["gguf_type"],
-              "llama_cpp_python": llama_cpp.__version__}
     vocab = llm.n_vocab()
+    result = {"load_s": load_s, "rss_before_load": rss0, "peak_rss_load": peak_rss_bytes(),
+              "rss_after_load": rss_bytes(), "gguf_type": spec["gguf_type"], "mmap": True,
+              "weight_bytes": int(llama_cpp.llama_model_size(llm.model)),
+              "llama_cpp_python": llama_cpp.__version__,
+              "system_info": llama_cpp.llama_print_system_info().decode(errors="replace").strip()}
+
+    def next_token() -> int:
+        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llm.ctx, -1), shape=(vocab,))
+        return int(np.argmax(logits))
 
     def generate(ids, new):
         llm.reset()
         started = time.perf_counter()
         llm.eval(ids)
-        token = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+        token = next_token()
         first = time.perf_counter()
         for _ in range(new - 1):
             llm.eval([token])
-            token = int(np.argmax(llm.scores[llm.n_tokens - 1]))
+            token = next_token()
         last = time.perf_counter()
         return {"ttft_s": first - started, "prefill_tokens_per_s": len(ids) / (first - started),
                 "decode_tokens_per_s": (new - 1) / (last - first) if new > 1 else 0.0}
