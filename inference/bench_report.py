@@ -47,11 +47,16 @@ def markdown(results: dict) -> str:
         who, weights = LABELS.get(name, (name, ""))
         added = res["peak_rss_load"] - res["rss_before_load"]
         wb = res.get("weight_bytes")
-        ratio = "– (mmap)" if res.get("mmap") else f"{added / wb:.2f}×" if wb else "–"
+        ratio = f"{added / wb:.2f}×" if wb else "–"
         lines.append(f"| {who} | {weights} | {res['load_s']:.2f} | {_gib(added)} | {_gib(wb)} | {ratio} |")
-    if any(res.get("mmap") for res in results["subjects"].values() if "error" not in res):
-        lines += ["", ("llama.cpp maps the GGUF (its default): pages count towards RSS when first read, so its "
-                       "load RSS is not comparable; its peak RSS above is after the runs.")]
+    kv = {LABELS[n][1]: r for n, r in results["subjects"].items()
+          if n.startswith("llamacpp") and "error" not in r and r.get("kv_cache_bytes") and r.get("weight_bytes")}
+    if kv:
+        without = ", ".join(
+            f"{w} {(r['peak_rss_load'] - r['rss_before_load'] - r['kv_cache_bytes']) / r['weight_bytes']:.2f}×"
+            for w, r in kv.items())
+        lines += ["", f"llama.cpp allocates and clears its F16 KV cache for the whole context at load "
+                  f"({_gib(next(iter(kv.values()))['kv_cache_bytes'])} GiB), counted above; without it: {without}."]
     for name, res in results["subjects"].items():
         pc = res.get("prefix_cache") if "error" not in res else None
         if pc:

@@ -220,7 +220,8 @@ def run_llamacpp(spec: dict) -> dict:
     """llama.cpp through llama-cpp-python's low-level calls: Llama.eval() for the prompt and each new token,
     greedy pick from the last position's logits (llama_get_logits_ith: without logits_all, Llama.scores is
     never filled). Flash attention on, as llama.cpp's own default (`-fa auto`) resolves on a CPU; the
-    bindings would otherwise turn it off. F16 KV cache and the GGUF memory-mapped, both llama.cpp defaults."""
+    bindings would otherwise turn it off. F16 KV cache and the GGUF memory-mapped (read in at load), both
+    llama.cpp defaults; the KV cache for the whole context is allocated and cleared at load."""
     import llama_cpp
     import numpy as np
 
@@ -230,10 +231,13 @@ def run_llamacpp(spec: dict) -> dict:
     llm = llama_cpp.Llama(model_path=spec["gguf"], n_ctx=spec.get("max_seq_len") or 4096, n_threads=spec["threads"],
                           n_threads_batch=spec["threads"], n_batch=512, flash_attn=True, verbose=False)
     load_s = time.perf_counter() - started
-    vocab = llm.n_vocab()
+    vocab, model = llm.n_vocab(), llm.model
+    kv_width = llama_cpp.llama_model_n_embd(model) * llama_cpp.llama_model_n_head_kv(model) \
+        // llama_cpp.llama_model_n_head(model)
     result = {"load_s": load_s, "rss_before_load": rss0, "peak_rss_load": peak_rss_bytes(),
-              "rss_after_load": rss_bytes(), "gguf_type": spec["gguf_type"], "mmap": True,
-              "weight_bytes": int(llama_cpp.llama_model_size(llm.model)),
+              "rss_after_load": rss_bytes(), "gguf_type": spec["gguf_type"],
+              "weight_bytes": int(llama_cpp.llama_model_size(model)),
+              "kv_cache_bytes": 2 * llama_cpp.llama_model_n_layer(model) * llm.n_ctx() * kv_width * 2,  # K, V in F16
               "llama_cpp_python": llama_cpp.__version__,
               "system_info": llama_cpp.llama_print_system_info().decode(errors="replace").strip()}
 

@@ -23,7 +23,7 @@ import torch
 
 #: The C sources (inference/csrc), compiled together into one library.
 SOURCE_DIR = Path(__file__).resolve().parent / "csrc"
-SOURCE_FILES = ("common.h", "kernels.c", "decode_step.c")
+SOURCE_FILES = ("common.h", "kernels.c", "decode_step.c", "prefill_attention.c")
 
 #: gemv_int8 keeps int32 sums exact up to this many columns.
 MAX_INT8_K = 16384
@@ -91,6 +91,8 @@ def load():
             lib.rmsnorm_bf16.argtypes = [ptr, ptr, ptr, i64, i64, f32]
             lib.rmsnorm_bf16.restype = None
             lib.decode_step.argtypes = [ptr, i64, i64, ptr]
+            lib.attn_prefill_bf16.argtypes = [ptr, ptr, ptr, ptr, i64, i64, i64, i64, i64, i64, f32, ptr]
+            lib.attn_prefill_bf16.restype = None
             lib.gemv_bf16.restype = lib.gemv_int8.restype = lib.attn_decode_bf16.restype = None
             lib.decode_step.restype = None
             if not lib.kernels_vectorised():
@@ -127,6 +129,19 @@ def attn_decode_bf16(lib, q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch
     kv_heads, positions, _ = k_cache.shape
     lib.attn_decode_bf16(q.data_ptr(), k_cache.data_ptr(), v_cache.data_ptr(), out.data_ptr(), heads, kv_heads,
                          positions, length, dim, scale, None if slopes is None else slopes.data_ptr())
+    return out
+
+
+def attn_prefill_bf16(lib, q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, start: int,
+                      scale: float, slopes: torch.Tensor | None) -> torch.Tensor:
+    """Causal attention of q[L, H, D] (positions start .. start+L-1, already in the cache) over
+    k/v_cache[KVH, S, D]; all bf16, returns [L, H, D]. slopes (float32 [H]) adds ALiBi's biases."""
+    length, heads, dim = q.shape
+    kv_heads, positions, _ = k_cache.shape
+    q = q.contiguous()
+    out = torch.empty_like(q)
+    lib.attn_prefill_bf16(q.data_ptr(), k_cache.data_ptr(), v_cache.data_ptr(), out.data_ptr(), heads, kv_heads,
+                          positions, start, length, dim, scale, None if slopes is None else slopes.data_ptr())
     return out
 
 

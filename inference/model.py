@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from . import hugepages
 from .config import ModelConfig
 
 
@@ -51,9 +52,10 @@ class Attention(nn.Module):
         self.o_proj = nn.Linear(cfg.num_heads * cfg.head_dim, cfg.hidden_size, bias=False)
         self.k_cache: torch.Tensor | None = None
         self.v_cache: torch.Tensor | None = None
-        #: Optional one-position attention over the cache, fn(q[H, D], k_cache, v_cache, length) -> [H, D];
-        #: set by Decoder.use_decode_attention (the CPU C kernel); None keeps SDPA for every step.
-        self.decode_attention = None
+        #: Optional one-position attention over the cache, fn(q[H, D], k_cache, v_cache, length) -> [H, D],
+        #: and causal attention of several new positions, fn(q[L, H, D], k_cache, v_cache, start) -> [L, H, D];
+        #: set by Decoder.use_attention_kernels (the CPU C kernels); None keeps SDPA.
+        self.decode_attention = self.prefill_attention = None
 
     def forward(self, x: torch.Tensor, start: int, rope: tuple | None, bias: torch.Tensor | None) -> torch.Tensor:
         seq = x.shape[0]
@@ -70,6 +72,9 @@ class Attention(nn.Module):
         if seq == 1 and self.decode_attention is not None:
             out = self.decode_attention(q[0].contiguous(), self.k_cache, self.v_cache, end)
             return self.o_proj(out.view(1, heads * dim))
+        if seq > 1 and self.prefill_attention is not None:
+            out = self.prefill_attention(q, self.k_cache, self.v_cache, start)
+            return self.o_proj(out.view(seq, heads * dim))
         q = q.transpose(0, 1)
         keys, values = self.k_cache[:, :end], self.v_cache[:, :end]
         causal = bias is None and seq > 1 and start == 0
@@ -139,14 +144,15 @@ class Backbone(nn.Module):
 
 
 def _materialize(module: nn.Module, dtype: torch.dtype, device: torch.device) -> None:
-    """Give every meta parameter real, uninitialised storage of `dtype` on `device` (the loader fills it).
+    """Give every meta parameter real, uninitialised storage of `dtype` on `device` (the loader fills it),
+    large ones on huge pages (inference.hugepages).
 
     What Module.to(dtype).to_empty(device) does, without the Python meta kernels those calls import.
     """
     for owner in module.modules():
         for name, param in list(owner.named_parameters(recurse=False)):
             if param.is_meta:
-                setattr(owner, name, nn.Parameter(torch.empty(param.shape, dtype=dtype, device=device),
+                setattr(owner, name, nn.Parameter(hugepages.empty(param.shape, dtype, device),
                                                   requires_grad=param.requires_grad))
 
 
@@ -212,16 +218,18 @@ class Decoder(nn.Module):
                     rows = w[start:start + 1024]
                     rows.copy_(F.normalize(rows.float(), dim=-1).to(w.dtype))
 
-    def use_decode_attention(self, kernel) -> None:
-        """Route one-position steps through kernel(q[H, D], k_cache, v_cache, length, scale=, slopes=) -> [H, D].
-
-        The kernel gets the softmax scale and, for ALiBi models, the float32 head slopes; None restores SDPA.
+    def use_attention_kernels(self, decode, prefill) -> None:
+        """Route attention through kernels: decode(q[H, D], k_cache, v_cache, length, scale=, slopes=) -> [H, D]
+        for one-position steps, prefill(q[L, H, D], k_cache, v_cache, start, scale=, slopes=) -> [L, H, D]
+        for several. They get the softmax scale and, for ALiBi models, the float32 head slopes; None: SDPA.
         """
         scale = 1.0 / math.sqrt(self.config.head_dim)
         slopes = None if self.alibi is None else self.alibi.float().contiguous()
         for layer in self.model.layers:
-            layer.self_attn.decode_attention = (
-                None if kernel is None else functools.partial(kernel, scale=scale, slopes=slopes))
+            attn = layer.self_attn
+            attn.decode_attention, attn.prefill_attention = (
+                None if kernel is None else functools.partial(kernel, scale=scale, slopes=slopes)
+                for kernel in (decode, prefill))
 
     def _alibi_bias(self, start: int, seq: int, dtype: torch.dtype) -> torch.Tensor:
         end = start + seq
@@ -241,16 +249,20 @@ class Decoder(nn.Module):
             return self.fused_step(int(tokens[0]), start)
         x = self.model.embed_tokens(tokens)
         rope = bias = None
+        attn = self.model.layers[0].self_attn
+        kernel = attn.decode_attention if seq == 1 else attn.prefill_attention  # kernels mask and bias themselves
         if self.rope_cos is not None:
             rope = (self.rope_cos[start:start + seq], self.rope_sin[start:start + seq])
-            if start > 0 and seq > 1:
+            if start > 0 and seq > 1 and kernel is None:
                 bias = self._causal_mask(start, seq)
-        elif seq > 1 or self.model.layers[0].self_attn.decode_attention is None:
-            bias = self._alibi_bias(start, seq, x.dtype)  # (a decode kernel applies the slopes itself)
+        elif kernel is None:
+            bias = self._alibi_bias(start, seq, x.dtype)
         for layer in self.model.layers:
             x = layer(x, start, rope, bias)
         x = self.model.norm(x if all_logits else x[-1:])
-        return self.lm_head(x).float() if all_logits else self.lm_head(x).float()[0]
+        head = getattr(self.lm_head, "logits", None)  # the kernels' float32 output, when there is one
+        logits = head(x) if head is not None else self.lm_head(x).float()
+        return logits if all_logits else logits[0]
 
     def _causal_mask(self, start: int, seq: int) -> torch.Tensor:
         q_pos = torch.arange(start, start + seq, device=self.rope_cos.device)[:, None]

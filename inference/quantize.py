@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from . import cpu_kernels
+from . import cpu_kernels, hugepages
 from .errors import DeviceError, InputError
 
 QUANTIZE_CHOICES = ("int8",)
@@ -70,11 +70,15 @@ class CpuLinear(nn.Module):
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self._lib = lib
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, out_dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
         if _single_row(x) and x.dtype == torch.bfloat16 and self.weight.is_contiguous():
-            out = torch.empty(*x.shape[:-1], self.out_features, dtype=torch.bfloat16)
+            out = torch.empty(*x.shape[:-1], self.out_features, dtype=out_dtype)
             return cpu_kernels.gemv_bf16(self._lib, self.weight, x.contiguous(), out)
-        return F.linear(x, self.weight)
+        return F.linear(x, self.weight).to(out_dtype)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """float32 outputs, as summed (lm_head: not rounded to bf16, which would turn near-ties into ties)."""
+        return self(x, torch.float32)
 
 
 class Int8Linear(nn.Module):
@@ -87,7 +91,7 @@ class Int8Linear(nn.Module):
     def __init__(self, out_features: int, in_features: int, lib=None, device: torch.device | str = "cpu",
                  normalize_rows: bool = False):
         super().__init__()
-        self.register_buffer("qweight", torch.empty(out_features, in_features, dtype=torch.int8, device=device))
+        self.register_buffer("qweight", hugepages.empty((out_features, in_features), torch.int8, device))
         self.register_buffer("scales", torch.empty(out_features, dtype=torch.float32, device=device))
         self.in_features, self.out_features = in_features, out_features
         self.normalize_rows = normalize_rows  # NormHead: rows L2-normalised as they are quantized
@@ -111,17 +115,21 @@ class Int8Linear(nn.Module):
     def dequantized(self, dtype: torch.dtype) -> torch.Tensor:
         return (self.qweight.to(torch.float32) * self.scales[:, None]).to(dtype)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, out_dtype: torch.dtype | None = None) -> torch.Tensor:
         if _single_row(x):
             if self._lib is not None and x.dtype in (torch.bfloat16, torch.float32):
-                out = torch.empty(*x.shape[:-1], self.out_features, dtype=x.dtype)
+                out = torch.empty(*x.shape[:-1], self.out_features, dtype=out_dtype or x.dtype)
                 xb = x.to(torch.bfloat16).contiguous()  # the kernel carries it as int16 with one scale
                 return cpu_kernels.gemv_int8(self._lib, self.qweight, self.scales, xb, out)
             if x.dtype in (torch.bfloat16, torch.float16) and self.in_features % 32 == 0:  # aten needs K % 32 == 0
                 y = torch.ops.aten._weight_int8pack_mm(x.reshape(1, -1).contiguous(), self.qweight,
                                                        self.scales.to(x.dtype))
-                return y.reshape(*x.shape[:-1], self.out_features)
-        return F.linear(x, self.dequantized(x.dtype))
+                return y.reshape(*x.shape[:-1], self.out_features).to(out_dtype or x.dtype)
+        return F.linear(x, self.dequantized(x.dtype)).to(out_dtype or x.dtype)
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """float32 outputs, as summed (lm_head: not rounded to bf16, which would turn near-ties into ties)."""
+        return self(x, torch.float32)
 
 
 def prepare_int8(model: nn.Module, device: torch.device, normalized: nn.Module | None = None) -> None:
@@ -168,9 +176,9 @@ def optimize_linears(model: nn.Module, dtype: torch.dtype, device: torch.device,
                 continue
             setattr(parent, name, new)
             del linear, new  # the bf16 matrix is freed here unless another module still holds it
-    attention = lib is not None and dtype == torch.bfloat16 and hasattr(model, "use_decode_attention")
+    attention = lib is not None and dtype == torch.bfloat16 and hasattr(model, "use_attention_kernels")
     if attention:
-        model.use_decode_attention(functools.partial(_attend, lib))
+        model.use_attention_kernels(functools.partial(_attend, lib), functools.partial(cpu_kernels.attn_prefill_bf16, lib))
         for module in model.modules():  # RMSNorm: one call instead of eight small torch ops per step
             if hasattr(module, "kernel") and hasattr(module, "eps"):
                 module.kernel = functools.partial(cpu_kernels.rmsnorm_bf16, lib)

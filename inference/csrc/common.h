@@ -104,9 +104,23 @@ static inline int64_t dot_int8(const int8_t* q, const int16_t* x, int64_t K) {
    (2 * 127 * 16383 * K / 32 < 2^31). */
 static inline float quantize_activation(const uint16_t* x, int64_t K, int16_t* xq) {
     float amax = 0.0f;
-    for (int64_t k = 0; k < K; k++) { float v = fabsf(bf16_to_f32(x[k])); if (v > amax) amax = v; }
-    float xs = amax > 0.0f ? amax / 16383.0f : 1.0f;
-    for (int64_t k = 0; k < K; k++) xq[k] = (int16_t)lrintf(bf16_to_f32(x[k]) / xs);
+    int64_t k = 0;
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+#define BF(p) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)(p))), 16))
+    __m512 m = _mm512_setzero_ps();
+    for (; k + 16 <= K; k += 16) m = _mm512_max_ps(m, _mm512_abs_ps(BF(x + k)));
+    amax = _mm512_reduce_max_ps(m);
+#endif
+    for (; k < K; k++) { float v = fabsf(bf16_to_f32(x[k])); if (v > amax) amax = v; }
+    float xs = amax > 0.0f ? amax / 16383.0f : 1.0f, inv = 1.0f / xs;
+    k = 0;
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+    const __m512 vinv = _mm512_set1_ps(inv);
+    for (; k + 16 <= K; k += 16)  /* round to nearest even, as lrintf does in the default mode */
+        _mm256_storeu_si256((__m256i*)(xq + k), _mm512_cvtsepi32_epi16(_mm512_cvtps_epi32(_mm512_mul_ps(BF(x + k), vinv))));
+#undef BF
+#endif
+    for (; k < K; k++) xq[k] = (int16_t)lrintf(bf16_to_f32(x[k]) * inv);
     return xs;
 }
 

@@ -1,8 +1,8 @@
 /* One whole decode step (embedding to logits) in a single parallel region: no Python or fork/join per op.
 
    It computes what the torch model computes for one token, rounding to bf16 wherever a torch bf16 op
-   stores its result (matrix outputs, RoPE products and sums, SiLU, the gated product, residual sums,
-   the logits), so it agrees with the step-by-step path to within the order of float32 summation. */
+   stores its result (matrix outputs, RoPE products and sums, SiLU, the gated product, residual sums),
+   so it agrees with the step-by-step path to within the order of float32 summation. */
 #include "common.h"
 
 typedef struct {              /* one weight matrix: bf16 rows, or int8 rows with one float32 scale each */
@@ -63,7 +63,8 @@ static void rope_head(uint16_t* x, const uint16_t* cos, const uint16_t* sin, int
 
 static inline float silu(float g) { return g / (1.0f + expf(-g)); }
 
-/* logits[vocab] (float32 of bf16-rounded values) for `token` at position `pos`; writes the KV cache at pos. */
+/* logits[vocab] (float32, as summed: the step-by-step path's lm_head gives the same) for `token` at position
+   `pos`; writes the KV cache at pos. */
 void decode_step(const Model* m, int64_t token, int64_t pos, float* logits) {
     const int64_t H = m->heads, KVH = m->kv_heads, D = m->head_dim, hidden = m->hidden, inter = m->intermediate;
     const int64_t widest = (hidden > inter ? hidden : inter) > H * D ? (hidden > inter ? hidden : inter) : H * D;
@@ -85,7 +86,7 @@ void decode_step(const Model* m, int64_t token, int64_t pos, float* logits) {
             const Layer* ly = &m->layer[l];
             #pragma omp single
             { rmsnorm_row(x, ly->input_norm, normed, hidden, m->eps); prepare(&in, normed, hidden, m->int8); }
-            #pragma omp for schedule(dynamic, 64)
+            #pragma omp for schedule(guided, 32)
             for (int64_t n = 0; n < ly->qkv.rows; n++) qkv[n] = f32_to_bf16(row_dot(&ly->qkv, n, &in));
             #pragma omp single
             {
@@ -103,26 +104,26 @@ void decode_step(const Model* m, int64_t token, int64_t pos, float* logits) {
                             m->slopes ? m->slopes[h] : 0.0f, p, qf, acc, attn + h * D);
             #pragma omp single
             prepare(&in, attn, H * D, m->int8);
-            #pragma omp for schedule(dynamic, 64)
+            #pragma omp for schedule(guided, 32)
             for (int64_t n = 0; n < hidden; n++)
                 x[n] = f32_to_bf16(bf16_to_f32(x[n]) + round_bf16(row_dot(&ly->o, n, &in)));
             #pragma omp single
             { rmsnorm_row(x, ly->post_attention_norm, normed, hidden, m->eps); prepare(&in, normed, hidden, m->int8); }
-            #pragma omp for schedule(dynamic, 64)
+            #pragma omp for schedule(guided, 32)
             for (int64_t n = 0; n < inter; n++) {
                 float g = round_bf16(row_dot(&ly->gate, n, &in)), u = round_bf16(row_dot(&ly->up, n, &in));
                 gated[n] = f32_to_bf16(round_bf16(silu(g)) * u);
             }
             #pragma omp single
             prepare(&in, gated, inter, m->int8);
-            #pragma omp for schedule(dynamic, 64)
+            #pragma omp for schedule(guided, 32)
             for (int64_t n = 0; n < hidden; n++)
                 x[n] = f32_to_bf16(bf16_to_f32(x[n]) + round_bf16(row_dot(&ly->down, n, &in)));
         }
         #pragma omp single
         { rmsnorm_row(x, m->final_norm, normed, hidden, m->eps); prepare(&in, normed, hidden, m->int8); }
-        #pragma omp for schedule(dynamic, 256)
-        for (int64_t n = 0; n < m->lm_head.rows; n++) logits[n] = round_bf16(row_dot(&m->lm_head, n, &in));
+        #pragma omp for schedule(guided, 64)
+        for (int64_t n = 0; n < m->lm_head.rows; n++) logits[n] = row_dot(&m->lm_head, n, &in);
         free(p); free(qf); free(acc);
     }
     free(x); free(normed); free(qkv); free(attn); free(gated); free(in.xf); free(in.xq);

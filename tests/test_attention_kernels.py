@@ -1,0 +1,46 @@
+"""The C prefill-attention kernel (causal over a KV cache, with a cached prefix) against float32 SDPA."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from inference import cpu_kernels
+
+pytestmark = pytest.mark.skipif(cpu_kernels.load() is None, reason="no C compiler / vector ISA for the CPU kernels")
+
+
+def reference(q, k_cache, v_cache, start, slopes):
+    """Float32 SDPA with the mask and ALiBi bias written out: query i sits at position start + i."""
+    length, heads, _ = q.shape
+    end = start + length
+    group = heads // k_cache.shape[0]
+    keys = k_cache[:, :end].float().repeat_interleave(group, 0)
+    values = v_cache[:, :end].float().repeat_interleave(group, 0)
+    q_pos, k_pos = torch.arange(start, end)[:, None], torch.arange(end)[None, :]
+    bias = torch.zeros(heads, length, end) if slopes is None else slopes[:, None, None] * (k_pos - q_pos).float()
+    bias = bias.masked_fill(k_pos > q_pos, float("-inf"))
+    return F.scaled_dot_product_attention(q.float().transpose(0, 1), keys, values, attn_mask=bias).transpose(0, 1)
+
+
+@pytest.mark.parametrize("heads,kv_heads,dim,start,length,alibi", [
+    (4, 4, 64, 0, 5, False),      # a fresh prompt shorter than one query block
+    (9, 3, 64, 7, 13, False),     # grouped-query heads (the demo model's layout), a cached prefix
+    (6, 6, 32, 30, 17, True),     # ALiBi, a head size below one vector
+    (5, 5, 40, 100, 40, True),    # a head size that is not a multiple of 16
+    (8, 2, 128, 333, 70, False),  # Baichuan2-7B's head size
+])
+def test_prefill_attention_kernel_matches_sdpa(heads, kv_heads, dim, start, length, alibi):
+    lib = cpu_kernels.load()
+    gen = torch.Generator().manual_seed(heads * 1000 + start)
+    positions = 512
+    k_cache = torch.randn(kv_heads, positions, dim, generator=gen).to(torch.bfloat16)
+    v_cache = torch.randn(kv_heads, positions, dim, generator=gen).to(torch.bfloat16)
+    q = torch.randn(length, heads, dim, generator=gen).to(torch.bfloat16)
+    slopes = torch.tensor([2.0 ** -(i + 1) for i in range(heads)]) if alibi else None
+    out = cpu_kernels.attn_prefill_bf16(lib, q, k_cache, v_cache, start, dim ** -0.5, slopes)
+    expected = reference(q, k_cache, v_cache, start, slopes)
+    assert out.shape == q.shape and out.dtype == torch.bfloat16
+    assert (out.float() - expected).abs().max() <= 0.01 * expected.abs().max()  # bf16 output rounding
+    shifted = cpu_kernels.attn_prefill_bf16(lib, q, k_cache, v_cache, start + 1, dim ** -0.5, slopes)
+    assert (shifted.float() - expected).abs().max() > 0.05  # the offset of the causal mask matters
