@@ -66,4 +66,4 @@ def test_runner_takes_prompts_longer_than_a_batch(folder, tmp_path):
     result = bench_worker.run_llamacpp(spec)
     row = result["shapes"]["600x3"]
     assert row["prefill_tokens_per_s"] > 0 and row["decode_tokens_per_s"] > 0
-    assert result["weight_bytes"] > 0 and result["mmap"]
+    assert result["weight_bytes"] > 0 and result["kv_cache_bytes"] == 2 * 2 * 1024 * 64 * 2  # K+V, layers, n_ctx, hidden, F16
