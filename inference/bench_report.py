@@ -25,20 +25,21 @@ def markdown(results: dict) -> str:
 
     shape = Shape(**results["shape"])
     bandwidth = results.get("bandwidth", {}).get("bandwidth_GBps")
-    lines = ["| engine | weights | in → out | TTFT s | prefill tok/s | decode tok/s | decode % of roofline "
-             "| peak RSS GiB |", "|---|---|---|---:|---:|---:|---:|---:|"]
+    lines = ["| engine | weights | in → out | TTFT s | prefill tok/s | decode tok/s | read GB/s "
+             "| decode % of roofline | peak RSS GiB |", "|---|---|---|---:|---:|---:|---:|---:|---:|"]
     for n_in, n_out in results["shapes"]:
         for name, res in results["subjects"].items():
             who, weights = LABELS.get(name, (name, ""))
             if "error" in res:
-                lines.append(f"| {who} | {weights} | {n_in} → {n_out} | failed: {res['error'][:80]} |||||")
+                lines.append(f"| {who} | {weights} | {n_in} → {n_out} | failed: {res['error'][:80]} ||||||")
                 continue
             row = res["shapes"][f"{n_in}x{n_out}"]
-            roof = roofline_tokens_per_s(bandwidth, shape, SUBJECTS[name][3]) if bandwidth else None
+            read = row.get("bandwidth_GBps", bandwidth)  # the probe beside this row's runs, else the run's
+            roof = roofline_tokens_per_s(read, shape, SUBJECTS[name][3]) if read else None
             pct = f"{100 * row['decode_tokens_per_s'] / roof:.0f} %" if roof else "–"
             lines.append(f"| {who} | {weights} | {n_in} → {n_out} | {row['ttft_s']:.3f} | "
-                         f"{row['prefill_tokens_per_s']:.0f} | {row['decode_tokens_per_s']:.1f} | {pct} | "
-                         f"{_gib(res.get('peak_rss'))} |")
+                         f"{row['prefill_tokens_per_s']:.0f} | {row['decode_tokens_per_s']:.1f} | "
+                         f"{f'{read:.1f}' if read else '–'} | {pct} | {_gib(res.get('peak_rss'))} |")
     lines += ["", "| engine | weights | load s | RSS added while loading GiB | weight bytes GiB | ratio |",
               "|---|---|---:|---:|---:|---:|"]
     for name, res in results["subjects"].items():
@@ -65,10 +66,14 @@ def markdown(results: dict) -> str:
                 lines += ["", "Prefix cache, every round (turn / fresh TTFT): " + ", ".join(
                     f"{r['ttft_turn_s']:.3f} / {r['ttft_fresh_s']:.3f} s = {r['ratio']:.2f}×" for r in rounds)
                     + "; the first round in full:"]
-            lines += ["", f"Prefix cache ({LABELS.get(name, (name,))[0]} {LABELS.get(name, ('', ''))[1]}): turn 10 "
-                      f"of a {pc['conversation_tokens']}-token conversation reuses {pc['cached_tokens']} cached tokens "
-                      f"and prefills {pc['new_tokens']}: TTFT {pc['ttft_turn_s']:.3f} s vs {pc['ttft_fresh_s']:.3f} s "
-                      f"for a fresh {pc['new_tokens']}-token prompt = **{pc['ratio']:.2f}×** (target ≤ 1.2×)."]
+            lines += ["", _prefix_line(" ".join(LABELS.get(name, (name, ""))) + ", this model", pc)]
+    wide = results.get("prefix_cache_wide")
+    if wide and "error" not in wide:
+        ws = Shape(**wide["shape"])
+        lines += ["", _prefix_line(f"ours bf16, a second model: hidden {ws.hidden_size}, {ws.num_heads} heads, "
+                                   f"intermediate {ws.intermediate_size}, {ws.num_layers} layers", wide)]
+    elif wide:
+        lines += ["", f"Prefix cache on the second model: failed: {wide['error'][:120]}"]
     m, bw = results["machine"], results.get("bandwidth", {})
     roofs = ", ".join(f"{k} {roofline_tokens_per_s(bandwidth, shape, b):.1f} tok/s"
                       for k, b in (("bf16", 2.0), ("fp32", 4.0), ("int8", 1.0))) if bandwidth else "–"
@@ -81,7 +86,15 @@ def markdown(results: dict) -> str:
               f"greedy, {results['repeats'] * results.get('rounds', 1)} runs per row (medians"
               + (f" over {results['rounds']} rounds through all subjects" if results.get("rounds", 1) > 1 else "")
               + ").",
-              "Bandwidth measured in the same run: " + ", ".join(f"{k.removesuffix('_GBps')} {v:.1f} GB/s"
-                                                                 for k, v in bw.items() if k.endswith("GBps"))
-              + f"; decode roofline {roofs}."]
+              "Bandwidth measured at the start of the run: " + ", ".join(
+                  f"{k.removesuffix('_GBps')} {v:.1f} GB/s" for k, v in bw.items() if k.endswith("GBps"))
+              + f" (decode roofline at that bandwidth: {roofs}); each row's roofline uses the read probe "
+              "measured in its own process just before and after its runs (\"read GB/s\")."]
     return "\n".join(lines)
+
+
+def _prefix_line(label: str, pc: dict) -> str:
+    return (f"Prefix cache ({label}): turn 10 of a {pc['conversation_tokens']}-token conversation reuses "
+            f"{pc['cached_tokens']} cached tokens and prefills {pc['new_tokens']}: TTFT {pc['ttft_turn_s']:.3f} s "
+            f"vs {pc['ttft_fresh_s']:.3f} s for a fresh {pc['new_tokens']}-token prompt = **{pc['ratio']:.2f}×** "
+            "(target ≤ 1.2×).")

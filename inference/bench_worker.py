@@ -73,6 +73,33 @@ def summarise(runs: list[dict]) -> dict:
     return out
 
 
+class BandwidthProbe:
+    """A read-bandwidth probe kept resident beside a subject, measured just before and after each shape's
+    runs: on a shared machine the bandwidth drifts by half within minutes, so each row's roofline uses
+    the bandwidth of its own minutes. A sum over 256 MiB on huge pages (how our weights are held), best
+    of three. Its bytes are subtracted from the subject's peak RSS (they stay resident throughout)."""
+
+    def __init__(self, device: str, mib: int = 256):
+        import torch
+
+        from .hugepages import empty
+
+        self.buffer = empty(((mib << 20) // 4,), torch.float32, "cpu") if device == "cpu" else None
+        if self.buffer is not None:
+            self.buffer.fill_(1.0)
+        self.nbytes = 0 if self.buffer is None else self.buffer.nbytes
+
+    def measure(self) -> float | None:
+        if self.buffer is None:
+            return None
+        best = float("inf")
+        for _ in range(3):
+            started = time.perf_counter()
+            self.buffer.sum()
+            best = min(best, time.perf_counter() - started)
+        return self.nbytes / best / 1e9
+
+
 # ---- our engine -----------------------------------------------------------------------------------
 def _ours_load(spec: dict):
     from .engine import Engine
@@ -140,15 +167,13 @@ def run_ours(spec: dict) -> dict:
                                     for layer in engine.model.model.layers),
               "dtype": engine.dtype, "device": engine.device, "kernels": engine.kernels}
     vocab = engine.config.vocab_size
-    _ours_generate(engine, prompt_ids(64, vocab, 99), 8)  # warm-up: first calls allocate and pick kernels
-    result["shapes"] = {}
-    for n_in, n_out in spec["shapes"]:
-        runs = []
-        for rep in range(spec["repeats"]):
-            run = _ours_generate(engine, prompt_ids(n_in, vocab, n_in * 10 + rep), n_out)
-            run.pop("output_ids")
-            runs.append(run)
-        result["shapes"][f"{n_in}x{n_out}"] = summarise(runs)
+
+    def generate(ids, new):
+        run = _ours_generate(engine, ids, new)
+        run.pop("output_ids")
+        return run
+
+    result["shapes"], result["probe_bytes"] = measure_shapes(generate, spec, vocab)
     if spec.get("prefix_cache"):
         scale = spec.get("prefix_scale", 1.0)
         result["prefix_cache"] = prefix_cache(engine, vocab, user_tokens=max(4, int(282 * scale)),
@@ -201,18 +226,25 @@ def run_hf(spec: dict) -> dict:
         return {"ttft_s": ttft, "prefill_tokens_per_s": len(ids) / ttft,
                 "decode_tokens_per_s": (new - 1) / (last - first) if new > 1 else 0.0}
 
-    result["shapes"] = measure_shapes(generate, spec, vocab)
+    result["shapes"], result["probe_bytes"] = measure_shapes(generate, spec, vocab)
     return result
 
 
-def measure_shapes(generate, spec: dict, vocab: int) -> dict:
-    """Warm up once, then generate(ids, new) -> figures for every shape, `repeats` times each, summarised."""
-    generate(prompt_ids(64, vocab, 99), 8)
+def measure_shapes(generate, spec: dict, vocab: int) -> tuple[dict, int]:
+    """Warm up once, then generate(ids, new) -> figures for every shape, `repeats` times each, summarised,
+    with the read bandwidth measured just before and after (the row's roofline takes the better one).
+    Returns the rows and the probe's resident bytes."""
+    generate(prompt_ids(64, vocab, 99), 8)  # warm-up: first calls allocate and pick kernels
+    probe = BandwidthProbe(spec.get("device", "cpu"))
     shapes = {}
     for n_in, n_out in spec["shapes"]:
+        before = probe.measure()
         runs = [generate(prompt_ids(n_in, vocab, n_in * 10 + rep), n_out) for rep in range(spec["repeats"])]
+        after = probe.measure()
         shapes[f"{n_in}x{n_out}"] = summarise(runs)
-    return shapes
+        if before is not None:
+            shapes[f"{n_in}x{n_out}"]["bandwidth_GBps"] = max(before, after)
+    return shapes, probe.nbytes
 
 
 # ---- llama.cpp ------------------------------------------------------------------------------------
@@ -258,7 +290,7 @@ def run_llamacpp(spec: dict) -> dict:
         return {"ttft_s": first - started, "prefill_tokens_per_s": len(ids) / (first - started),
                 "decode_tokens_per_s": (new - 1) / (last - first) if new > 1 else 0.0}
 
-    result["shapes"] = measure_shapes(generate, spec, vocab)
+    result["shapes"], result["probe_bytes"] = measure_shapes(generate, spec, vocab)
     return result
 
 
@@ -279,7 +311,8 @@ RUNNERS = {"ours": run_ours, "hf": run_hf, "llamacpp": run_llamacpp, "bandwidth"
 def main(argv: list[str] | None = None) -> int:
     spec = json.loads((sys.argv[1:] if argv is None else argv)[0])
     result = RUNNERS[spec["engine"]](spec)
-    result["peak_rss"] = peak_rss_bytes()
+    # The probe stayed resident through the runs: the runs' own peak is the high-water mark less its bytes.
+    result["peak_rss"] = max(result.get("peak_rss_load", 0), peak_rss_bytes() - result.get("probe_bytes", 0))
     print(RESULT_PREFIX + json.dumps(result), flush=True)
     return 0
 

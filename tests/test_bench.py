@@ -69,7 +69,10 @@ def test_bench_runs_end_to_end_on_a_toy_model(tmp_path, capsys):
     for name, res in results["subjects"].items():
         row = res["shapes"]["16x4"]
         assert row["ttft_s"] > 0 and row["decode_tokens_per_s"] > 0 and res["peak_rss"] > 0, name
+        assert row["bandwidth_GBps"] > 0, name  # the read probe beside each row's runs
     assert results["subjects"]["ours-bf16"]["prefix_cache"]["cached_tokens"] > 0
+    wide = results["prefix_cache_wide"]  # the prefix cache on the second (wider) model
+    assert wide["cached_tokens"] > 0 and wide["shape"]["hidden_size"] == 128 and wide["ratio"] > 0
     assert results["bandwidth"]["bandwidth_GBps"] > 0
     assert "| ours | bf16 |" in out and "Prefix cache" in out
     assert (tmp_path / "latest.md").read_text().startswith("| engine |")
@@ -80,3 +83,5 @@ def test_bench_rejects_bad_options(tmp_path):
         bench.main(["--tiny", "--out", str(tmp_path), "--shapes", "12by4"])
     with pytest.raises(SystemExit):
         bench.main(["--tiny", "--out", str(tmp_path), "--engines", "nope"])
+    with pytest.raises(SystemExit):
+        bench.main(["--out", str(tmp_path), "--engines", "ours-bf16", "--shapes", "8x2", "--prefix-shape", "4096,2"])
