@@ -93,6 +93,8 @@ def load():
             lib.decode_step.argtypes = [ptr, i64, i64, ptr]
             lib.attn_prefill_bf16.argtypes = [ptr, ptr, ptr, ptr, i64, i64, i64, i64, i64, i64, f32, ptr]
             lib.attn_prefill_bf16.restype = None
+            lib.dequantize_int8_bf16.argtypes = [ptr, ptr, ptr, i64, i64]
+            lib.dequantize_int8_bf16.restype = None
             lib.gemv_bf16.restype = lib.gemv_int8.restype = lib.attn_decode_bf16.restype = None
             lib.decode_step.restype = None
             if not lib.kernels_vectorised():
@@ -129,6 +131,13 @@ def attn_decode_bf16(lib, q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch
     kv_heads, positions, _ = k_cache.shape
     lib.attn_decode_bf16(q.data_ptr(), k_cache.data_ptr(), v_cache.data_ptr(), out.data_ptr(), heads, kv_heads,
                          positions, length, dim, scale, None if slopes is None else slopes.data_ptr())
+    return out
+
+
+def dequantize_int8_bf16(lib, qweight: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
+    """bf16(qweight[N, K] (int8) * scales[N, None] (f32)), in one pass."""
+    out = torch.empty(qweight.shape, dtype=torch.bfloat16)
+    lib.dequantize_int8_bf16(qweight.data_ptr(), scales.data_ptr(), out.data_ptr(), *qweight.shape)
     return out
 
 

@@ -52,3 +52,28 @@ void rmsnorm_bf16(const uint16_t* x, const uint16_t* w, uint16_t* out, int64_t r
     #pragma omp parallel for schedule(static) if (rows > 8)
     for (int64_t r = 0; r < rows; r++) rmsnorm_row(x + r * n, w, out + r * n, n, eps);
 }
+
+/* W[n, k] = bf16(Q[n, k] * scale[n]) for int8 Q (N x K): the matrix a several-row (prefill) product uses. */
+void dequantize_int8_bf16(const int8_t* Q, const float* scale, uint16_t* W, int64_t N, int64_t K) {
+    #pragma omp parallel for schedule(static) if (N * K >= PARALLEL_MIN)
+    for (int64_t n = 0; n < N; n++) {
+        const int8_t* q = Q + n * K;
+        uint16_t* w = W + n * K;
+        float s = scale[n];
+        int64_t k = 0;
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+        const __m512 vs = _mm512_set1_ps(s);
+        for (; k + 16 <= K; k += 16) {
+            __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(q + k)))), vs);
+#if defined(__AVX512BF16__)
+            _mm256_storeu_si256((__m256i*)(w + k), (__m256i)_mm512_cvtneps_pbh(v));  /* round to nearest even */
+#else
+            float lane[16];
+            _mm512_storeu_ps(lane, v);
+            for (int c = 0; c < 16; c++) w[k + c] = f32_to_bf16(lane[c]);
+#endif
+        }
+#endif
+        for (; k < K; k++) w[k] = f32_to_bf16((float)q[k] * s);
+    }
+}
