@@ -124,6 +124,21 @@ static inline float quantize_activation(const uint16_t* x, int64_t K, int16_t* x
     return xs;
 }
 
+/* max of p[0 .. n-1] (n >= 1). */
+static inline float row_max(const float* p, int64_t n) {
+    float m = p[0];
+    int64_t j = 0;
+#if defined(__AVX512F__)
+    if (n >= 16) {
+        __m512 v = _mm512_loadu_ps(p);
+        for (j = 16; j + 16 <= n; j += 16) v = _mm512_max_ps(v, _mm512_loadu_ps(p + j));
+        m = _mm512_reduce_max_ps(v);
+    }
+#endif
+    for (; j < n; j++) m = p[j] > m ? p[j] : m;
+    return m;
+}
+
 /* p[j] = exp(p[j] - m) for j < n; returns the sum. AVX-512: range reduction to [-ln2/2, ln2/2] and a
    degree-6 polynomial (relative error ~2e-7), 16 lanes at a time; elsewhere the C library's expf. */
 static inline float exp_shift_sum(float* p, int64_t n, float m) {

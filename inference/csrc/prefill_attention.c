@@ -1,7 +1,9 @@
 /* Causal attention of a block of new positions over a bf16 KV cache (prefill, with or without a cached
-   prefix), in float32: scores by register-blocked FMAs over keys packed 16 at a time, then softmax, then
-   the weighted sum of values. Torch's CPU SDPA takes an explicit mask for a prefix (query i at position
-   start + i sees keys 0 .. start + i), and its masked and bf16 paths run far below GEMM speed here. */
+   prefix): scores over keys packed 16 at a time, then softmax in float32, then the weighted sum of values.
+   With AVX-512-BF16 and a head size that is a multiple of 16, both products use vdpbf16ps on bf16 pairs
+   (two dimensions or two positions per lane, float32 sums; the probabilities rounded to bf16 as SDPA's bf16
+   path does), else register-blocked float32 FMAs. Torch's CPU SDPA takes an explicit mask for a prefix
+   (query i at position start + i sees keys 0 .. start + i), and its masked path runs far below GEMM speed. */
 #include "common.h"
 
 #define QB 8    /* query rows per block: 8 accumulators of 16 keys each */
@@ -73,15 +75,100 @@ static void block_values(const float* p, int64_t rows, int64_t stride, const uin
     }
 }
 
+#if defined(__AVX512BF16__)
+#define PAIRS 1
+/* kp[b][e][c] = (k[j][2e], k[j][2e+1]) for key j = b*KB + c: 16 keys x one dimension pair per vector
+   (a gather of 16 rows' pair e), zero past `keys`. */
+static void pack_key_pairs(const uint16_t* k, int64_t keys, int64_t D, uint32_t* kp) {
+    int64_t E = D / 2;
+    const __m512i rows = _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                                            _mm512_set1_epi32((int)E));
+    for (int64_t b = 0; b * KB < keys; b++) {
+        int64_t left = keys - b * KB;
+        __mmask16 valid = left >= KB ? (__mmask16)0xffff : (__mmask16)((1u << left) - 1);
+        for (int64_t e = 0; e < E; e++)
+            _mm512_storeu_si512(kp + (b * E + e) * KB, _mm512_mask_i32gather_epi32(
+                _mm512_setzero_si512(), valid, rows, (const void*)(k + b * KB * D + 2 * e), 4));
+    }
+}
+
+/* vp[i][d] = (v[2i][d], v[2i+1][d]): two positions per lane (rows 2i and 2i+1 interleaved), zero past `keys`. */
+static void pack_value_pairs(const uint16_t* v, int64_t keys, int64_t D, uint32_t* vp) {
+    const __m512i lo = _mm512_set_epi16(47, 15, 46, 14, 45, 13, 44, 12, 43, 11, 42, 10, 41, 9, 40, 8,
+                                        39, 7, 38, 6, 37, 5, 36, 4, 35, 3, 34, 2, 33, 1, 32, 0);
+    const __m512i hi = _mm512_add_epi16(lo, _mm512_set1_epi16(16));
+    for (int64_t i = 0; 2 * i < keys; i++) {
+        const uint16_t* a = v + 2 * i * D;
+        for (int64_t d = 0; d < D; d += 32) {  /* D % 16 == 0: a 16-wide tail is handled by the mask */
+            __mmask32 m = D - d >= 32 ? (__mmask32)0xffffffffu : (__mmask32)0xffffu;
+            __m512i x = _mm512_maskz_loadu_epi16(m, a + d);
+            __m512i y = 2 * i + 1 < keys ? _mm512_maskz_loadu_epi16(m, a + D + d) : _mm512_setzero_si512();
+            _mm512_storeu_si512(vp + i * D + d, _mm512_permutex2var_epi16(x, lo, y));
+            if (D - d >= 32) _mm512_storeu_si512(vp + i * D + d + 16, _mm512_permutex2var_epi16(x, hi, y));
+        }
+    }
+}
+
+/* s[r][j] = scale * q[r] . k[j] (q: bf16 rows, row stride q_stride) from packed key pairs. */
+static void pair_scores(const uint16_t* q, int64_t q_stride, int64_t rows, const uint32_t* kp, int64_t keys,
+                        int64_t D, float scale, int64_t stride, float* s) {
+    int64_t E = D / 2;
+    for (int64_t b = 0; b * KB < keys; b++) {
+        __m512 acc[QB];
+        for (int r = 0; r < QB; r++) acc[r] = _mm512_setzero_ps();
+        for (int64_t e = 0; e < E; e++) {
+            __m512bh kv = (__m512bh)_mm512_loadu_si512(kp + (b * E + e) * KB);
+            for (int r = 0; r < QB; r++)
+                if (r < rows) {
+                    uint32_t qq;
+                    memcpy(&qq, q + r * q_stride + 2 * e, 4);
+                    acc[r] = _mm512_dpbf16_ps(acc[r], (__m512bh)_mm512_set1_epi32((int)qq), kv);
+                }
+        }
+        for (int r = 0; r < rows; r++) _mm512_storeu_ps(s + r * stride + b * KB, _mm512_mul_ps(acc[r], _mm512_set1_ps(scale)));
+    }
+}
+
+/* out[r] = sum_j p[r][j] v[j] / total[r] from value pairs; p rounded to bf16 pairs into pp (scratch). */
+static void pair_values(const float* p, int64_t rows, int64_t stride, const uint32_t* vp, int64_t keys, int64_t D,
+                        const float* total, uint32_t* pp, uint16_t* out, int64_t out_stride) {
+    int64_t half = (keys + 1) / 2;
+    for (int64_t r = 0; r < rows; r++) {  /* bf16 probabilities in order: pair i = (p[2i], p[2i+1]) */
+        uint16_t* row = (uint16_t*)(pp + r * half);
+        int64_t j = 0;
+        for (; j + 16 <= keys; j += 16)
+            _mm256_storeu_si256((__m256i*)(row + j), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(p + r * stride + j)));
+        for (; j < 2 * half; j++) row[j] = j < keys ? f32_to_bf16(p[r * stride + j]) : 0;
+    }
+    for (int64_t d0 = 0; d0 < D; d0 += 16) {
+        __m512 acc[QB];
+        for (int r = 0; r < QB; r++) acc[r] = _mm512_setzero_ps();
+        for (int64_t i = 0; i < half; i++) {
+            __m512bh vv = (__m512bh)_mm512_loadu_si512(vp + i * D + d0);
+            for (int r = 0; r < QB; r++)
+                if (r < rows) acc[r] = _mm512_dpbf16_ps(acc[r], (__m512bh)_mm512_set1_epi32((int)pp[r * half + i]), vv);
+        }
+        for (int r = 0; r < rows; r++)
+            _mm256_storeu_si256((__m256i*)(out + r * out_stride + d0),
+                                (__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(acc[r], _mm512_set1_ps(1.0f / total[r]))));
+    }
+}
+#else
+#define PAIRS 0
+#endif
+
 /* q: [L, H, D] bf16 rows of the new positions start .. start+L-1 (their keys/values already in the cache);
    k, v cache: [KVH, S, D] bf16; out: [L, H, D] bf16. out[i, h] = softmax_j<=start+i(scale * q.k_j
    + slope[h] * (j - (start + i))) . v_j, with g = h / (H / KVH); slopes: [H] (ALiBi) or NULL. */
 void attn_prefill_bf16(const uint16_t* q, const uint16_t* kc, const uint16_t* vc, uint16_t* out, int64_t H,
                        int64_t KVH, int64_t S, int64_t start, int64_t L, int64_t D, float scale, const float* slopes) {
     int64_t group = H / KVH, end = start + L, padded = (end + KB - 1) / KB * KB;
+    int pairs = PAIRS && D % 16 == 0;
     #pragma omp parallel
     {
-        float* kt = (float*)malloc(sizeof(float) * (size_t)(padded * D));
+        float* kt = (float*)malloc(sizeof(float) * (size_t)(padded * D));  /* packed keys (either form) */
+        uint32_t* vp = pairs ? (uint32_t*)malloc(sizeof(uint32_t) * (size_t)((padded / 2 + 1) * D)) : NULL;
+        uint32_t* pp = pairs ? (uint32_t*)malloc(sizeof(uint32_t) * (size_t)(QB * (padded / 2 + 1))) : NULL;
         float* s = (float*)malloc(sizeof(float) * (size_t)(QB * padded));
         float* qf = (float*)malloc(sizeof(float) * (size_t)(QB * D));
         float total[QB];
@@ -91,27 +178,42 @@ void attn_prefill_bf16(const uint16_t* q, const uint16_t* kc, const uint16_t* vc
             int64_t g = h / group;
             const uint16_t* kh = kc + g * S * D;
             const uint16_t* vh = vc + g * S * D;
-            if (g != packed_group) { pack_keys(kh, end, D, kt); packed_group = g; }
+            if (g != packed_group) {
+#if PAIRS
+                if (pairs) { pack_key_pairs(kh, end, D, (uint32_t*)kt); pack_value_pairs(vh, end, D, vp); }
+                else
+#endif
+                pack_keys(kh, end, D, kt);
+                packed_group = g;
+            }
             float slope = slopes ? slopes[h] : 0.0f;
             for (int64_t i0 = 0; i0 < L; i0 += QB) {
                 int64_t rows = L - i0 < QB ? L - i0 : QB, keys = start + i0 + rows;
-                for (int64_t r = 0; r < rows; r++)
-                    for (int64_t d = 0; d < D; d++) qf[r * D + d] = bf16_to_f32(q[((i0 + r) * H + h) * D + d]) * scale;
-                block_scores(qf, rows, kt, keys, D, padded, s);
+                const uint16_t* qb = q + (i0 * H + h) * D;
+#if PAIRS
+                if (pairs) pair_scores(qb, H * D, rows, (const uint32_t*)kt, keys, D, scale, padded, s);
+                else
+#endif
+                {
+                    for (int64_t r = 0; r < rows; r++)
+                        for (int64_t d = 0; d < D; d++) qf[r * D + d] = bf16_to_f32(qb[r * H * D + d]) * scale;
+                    block_scores(qf, rows, kt, keys, D, padded, s);
+                }
                 for (int64_t r = 0; r < rows; r++) {
                     float* sr = s + r * padded;
                     int64_t pos = start + i0 + r;
-                    float m = -3.0e38f;
-                    for (int64_t j = 0; j <= pos; j++) {
-                        if (slopes) sr[j] += slope * (float)(j - pos);
-                        if (sr[j] > m) m = sr[j];
-                    }
-                    total[r] = exp_shift_sum(sr, pos + 1, m);
+                    if (slopes)
+                        for (int64_t j = 0; j <= pos; j++) sr[j] += slope * (float)(j - pos);
+                    total[r] = exp_shift_sum(sr, pos + 1, row_max(sr, pos + 1));
                     for (int64_t j = pos + 1; j < keys; j++) sr[j] = 0.0f;  /* the causal mask */
                 }
+#if PAIRS
+                if (pairs) pair_values(s, rows, padded, vp, keys, D, total, pp, out + (i0 * H + h) * D, H * D);
+                else
+#endif
                 block_values(s, rows, padded, vh, keys, D, total, out + (i0 * H + h) * D, H * D);
             }
         }
-        free(kt); free(s); free(qf);
+        free(kt); free(vp); free(pp); free(s); free(qf);
     }
 }
