@@ -187,7 +187,7 @@ class SentencePieceTokenizer:
         if self._sp.get_piece_size() != len(info.piece_types) or not info.piece_types:
             raise ModelFolderError(f"tokenizer.model is corrupt or not a SentencePiece model: {path}")
         self.path = path
-        self._info = info
+        self._add_dummy_prefix = info.add_dummy_prefix  # (the parsed piece list itself is not kept: ~6 MB)
         self.leading_space_rule = ("strip_all" if info.remove_extra_whitespaces
                                    else "strip_once" if info.add_dummy_prefix else "keep")
         self._bytes: list[bytes] = []
@@ -211,7 +211,7 @@ class SentencePieceTokenizer:
     @property
     def add_dummy_prefix(self) -> bool:
         """The model file's normalizer_spec.add_dummy_prefix."""
-        return self._info.add_dummy_prefix
+        return self._add_dummy_prefix
 
     def encode(self, text: str) -> list[int]:
         """Ids of plain text (no BOS/EOS); special pieces spelled in the text come out as ordinary tokens."""
