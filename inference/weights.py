@@ -172,6 +172,21 @@ def release_pages(tensor: torch.Tensor) -> None:
         libc.madvise(ctypes.c_void_p(first), ctypes.c_size_t(last - first), 4)  # MADV_DONTNEED
 
 
+def trim_heap() -> None:
+    """Hand freed heap memory back to the OS (glibc malloc_trim). The temporaries of each tensor's copy
+    (int8 quantization's float32 blocks) are freed but kept by the allocator, fragmented across tensor
+    shapes: without this, 40+ MB more stay resident by the end of loading an int8 model here."""
+    import sys
+
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        try:
+            ctypes.CDLL(None).malloc_trim(0)
+        except (OSError, AttributeError):  # not glibc
+            pass
+
+
 def _classify_non_zip(path: Path) -> ModelFolderError:
     """Say what a non-zip .bin is by reading its pickle opcodes (never running them)."""
     with open(path, "rb") as f:
@@ -399,5 +414,6 @@ def load_weights_into(module_state: dict[str, torch.Tensor], model_dir: Path, co
             copy_into(module_state[name], tensor, release=release_pages)
             done += tensor.numel()
             del tensor
+            trim_heap()
             if progress is not None:
                 progress(done / total)
