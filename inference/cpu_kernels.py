@@ -91,8 +91,8 @@ def load():
             lib.rmsnorm_bf16.argtypes = [ptr, ptr, ptr, i64, i64, f32]
             lib.rmsnorm_bf16.restype = None
             lib.decode_step.argtypes = [ptr, i64, i64, ptr]
-            lib.attn_prefill_bf16.argtypes = [ptr, ptr, ptr, ptr, i64, i64, i64, i64, i64, i64, f32, ptr]
-            lib.attn_prefill_bf16.restype = None
+            lib.attn_prefill.argtypes = [ptr, ptr, ptr, ptr, i64, i64, i64, i64, i64, i64, f32, ptr, ctypes.c_int]
+            lib.attn_prefill.restype = None
             lib.dequantize_int8_bf16.argtypes = [ptr, ptr, ptr, i64, i64]
             lib.dequantize_int8_bf16.restype = None
             lib.gemv_bf16.restype = lib.gemv_int8.restype = lib.attn_decode_bf16.restype = None
@@ -141,16 +141,17 @@ def dequantize_int8_bf16(lib, qweight: torch.Tensor, scales: torch.Tensor) -> to
     return out
 
 
-def attn_prefill_bf16(lib, q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, start: int,
-                      scale: float, slopes: torch.Tensor | None) -> torch.Tensor:
+def attn_prefill(lib, q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, start: int,
+                 scale: float, slopes: torch.Tensor | None) -> torch.Tensor:
     """Causal attention of q[L, H, D] (positions start .. start+L-1, already in the cache) over
-    k/v_cache[KVH, S, D]; all bf16, returns [L, H, D]. slopes (float32 [H]) adds ALiBi's biases."""
+    k/v_cache[KVH, S, D]; all bf16 or all float32, returns [L, H, D]. slopes (float32 [H]): ALiBi biases."""
     length, heads, dim = q.shape
     kv_heads, positions, _ = k_cache.shape
     q = q.contiguous()
     out = torch.empty_like(q)
-    lib.attn_prefill_bf16(q.data_ptr(), k_cache.data_ptr(), v_cache.data_ptr(), out.data_ptr(), heads, kv_heads,
-                          positions, start, length, dim, scale, None if slopes is None else slopes.data_ptr())
+    lib.attn_prefill(q.data_ptr(), k_cache.data_ptr(), v_cache.data_ptr(), out.data_ptr(), heads, kv_heads,
+                     positions, start, length, dim, scale, None if slopes is None else slopes.data_ptr(),
+                     int(q.dtype == torch.float32))
     return out
 
 

@@ -178,14 +178,19 @@ def optimize_linears(model: nn.Module, dtype: torch.dtype, device: torch.device,
                 continue
             setattr(parent, name, new)
             del linear, new  # the bf16 matrix is freed here unless another module still holds it
-    attention = lib is not None and dtype == torch.bfloat16 and hasattr(model, "use_attention_kernels")
+    usable = lib is not None and hasattr(model, "use_attention_kernels")
+    attention = usable and dtype == torch.bfloat16  # decode attention and RMSNorm kernels: bf16 only
+    prefill = usable and dtype in (torch.bfloat16, torch.float32)  # prefill attention: either
+    if prefill:
+        model.use_attention_kernels(functools.partial(_attend, lib) if attention else None,
+                                    functools.partial(cpu_kernels.attn_prefill, lib))
     if attention:
-        model.use_attention_kernels(functools.partial(_attend, lib), functools.partial(cpu_kernels.attn_prefill_bf16, lib))
         for module in model.modules():  # RMSNorm: one call instead of eight small torch ops per step
             if hasattr(module, "kernel") and hasattr(module, "eps"):
                 module.kernel = functools.partial(cpu_kernels.rmsnorm_bf16, lib)
     kernel_layers = sum(isinstance(m, (CpuLinear, Int8Linear)) for m in model.modules())
-    return {"layers": kernel_layers, "quantize": quantize, "cpu_kernels": lib is not None, "decode_attention": attention}
+    return {"layers": kernel_layers, "quantize": quantize, "cpu_kernels": lib is not None, "decode_attention": attention,
+            "prefill_attention": prefill}
 
 
 def _attend(lib, q, k_cache, v_cache, length, *, scale, slopes):

@@ -23,6 +23,7 @@ def reference(q, k_cache, v_cache, start, slopes):
     return F.scaled_dot_product_attention(q.float().transpose(0, 1), keys, values, attn_mask=bias).transpose(0, 1)
 
 
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
 @pytest.mark.parametrize("heads,kv_heads,dim,start,length,alibi", [
     (4, 4, 64, 0, 5, False),      # a fresh prompt shorter than one query block
     (9, 3, 64, 7, 13, False),     # grouped-query heads (the demo model's layout), a cached prefix
@@ -30,17 +31,18 @@ def reference(q, k_cache, v_cache, start, slopes):
     (5, 5, 40, 100, 40, True),    # a head size that is not a multiple of 16
     (8, 2, 128, 333, 70, False),  # Baichuan2-7B's head size
 ])
-def test_prefill_attention_kernel_matches_sdpa(heads, kv_heads, dim, start, length, alibi):
+def test_prefill_attention_kernel_matches_sdpa(heads, kv_heads, dim, start, length, alibi, dtype):
     lib = cpu_kernels.load()
     gen = torch.Generator().manual_seed(heads * 1000 + start)
     positions = 512
-    k_cache = torch.randn(kv_heads, positions, dim, generator=gen).to(torch.bfloat16)
-    v_cache = torch.randn(kv_heads, positions, dim, generator=gen).to(torch.bfloat16)
-    q = torch.randn(length, heads, dim, generator=gen).to(torch.bfloat16)
+    k_cache = torch.randn(kv_heads, positions, dim, generator=gen).to(dtype)
+    v_cache = torch.randn(kv_heads, positions, dim, generator=gen).to(dtype)
+    q = torch.randn(length, heads, dim, generator=gen).to(dtype)
     slopes = torch.tensor([2.0 ** -(i + 1) for i in range(heads)]) if alibi else None
-    out = cpu_kernels.attn_prefill_bf16(lib, q, k_cache, v_cache, start, dim ** -0.5, slopes)
+    out = cpu_kernels.attn_prefill(lib, q, k_cache, v_cache, start, dim ** -0.5, slopes)
     expected = reference(q, k_cache, v_cache, start, slopes)
-    assert out.shape == q.shape and out.dtype == torch.bfloat16
-    assert (out.float() - expected).abs().max() <= 0.01 * expected.abs().max()  # bf16 output rounding
-    shifted = cpu_kernels.attn_prefill_bf16(lib, q, k_cache, v_cache, start + 1, dim ** -0.5, slopes)
+    assert out.shape == q.shape and out.dtype == dtype
+    tolerance = 0.01 if dtype == torch.bfloat16 else 1e-5  # bf16 output rounding; float32 summation order
+    assert (out.float() - expected).abs().max() <= tolerance * expected.abs().max()
+    shifted = cpu_kernels.attn_prefill(lib, q, k_cache, v_cache, start + 1, dim ** -0.5, slopes)
     assert (shifted.float() - expected).abs().max() > 0.05  # the offset of the causal mask matters

@@ -7,14 +7,22 @@
 #include "common.h"
 
 #define QB 8    /* query rows per block: 8 accumulators of 16 keys each */
+
+/* q, the cache and out hold bf16, or float32 when f32 is set (a float32 model). */
+static inline float load(const void* p, int64_t i, int f32) {
+    return f32 ? ((const float*)p)[i] : bf16_to_f32(((const uint16_t*)p)[i]);
+}
+static inline void put(void* p, int64_t i, float v, int f32) {
+    if (f32) ((float*)p)[i] = v; else ((uint16_t*)p)[i] = f32_to_bf16(v);
+}
 #define KB 16   /* keys per packed block (one AVX-512 register of float32) */
 
 /* kt[b][d][c] = k[b*KB + c][d] as float32, zero past `keys`. */
-static void pack_keys(const uint16_t* k, int64_t keys, int64_t D, float* kt) {
+static void pack_keys(const void* k, int64_t keys, int64_t D, float* kt, int f32) {
     for (int64_t b = 0; b * KB < keys; b++)
         for (int64_t c = 0; c < KB; c++) {
             int64_t j = b * KB + c;
-            for (int64_t d = 0; d < D; d++) kt[(b * D + d) * KB + c] = j < keys ? bf16_to_f32(k[j * D + d]) : 0.0f;
+            for (int64_t d = 0; d < D; d++) kt[(b * D + d) * KB + c] = j < keys ? load(k, j * D + d, f32) : 0.0f;
         }
 }
 
@@ -43,9 +51,9 @@ static void block_scores(const float* qf, int64_t rows, const float* kt, int64_t
     }
 }
 
-/* out[r] = sum_j p[r][j] v[j] / total[r] for rows r < rows, keys j < keys (v: bf16 [keys, D]). */
-static void block_values(const float* p, int64_t rows, int64_t stride, const uint16_t* v, int64_t keys, int64_t D,
-                         const float* total, uint16_t* out, int64_t out_stride) {
+/* out[r] = sum_j p[r][j] v[j] / total[r] for rows r < rows, keys j < keys (v: [keys, D]). */
+static void block_values(const float* p, int64_t rows, int64_t stride, const void* v, int64_t keys, int64_t D,
+                         const float* total, void* out, int64_t out_stride, int f32) {
     for (int64_t d0 = 0; d0 < D; d0 += 16) {
         int64_t width = D - d0 < 16 ? D - d0 : 16;
 #if defined(__AVX512F__)
@@ -53,15 +61,15 @@ static void block_values(const float* p, int64_t rows, int64_t stride, const uin
             __m512 acc[QB];
             for (int r = 0; r < QB; r++) acc[r] = _mm512_setzero_ps();
             for (int64_t j = 0; j < keys; j++) {
-                __m512 vv = _mm512_castsi512_ps(_mm512_slli_epi32(
-                    _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)(v + j * D + d0))), 16));
+                __m512 vv = f32 ? _mm512_loadu_ps((const float*)v + j * D + d0) : _mm512_castsi512_ps(_mm512_slli_epi32(
+                    _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)((const uint16_t*)v + j * D + d0))), 16));
                 for (int r = 0; r < QB; r++)
                     if (r < rows) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(p[r * stride + j]), vv, acc[r]);
             }
             for (int r = 0; r < rows; r++) {
                 float lane[16];
                 _mm512_storeu_ps(lane, _mm512_mul_ps(acc[r], _mm512_set1_ps(1.0f / total[r])));
-                for (int c = 0; c < 16; c++) out[r * out_stride + d0 + c] = f32_to_bf16(lane[c]);
+                for (int c = 0; c < 16; c++) put(out, r * out_stride + d0 + c, lane[c], f32);
             }
             continue;
         }
@@ -69,8 +77,8 @@ static void block_values(const float* p, int64_t rows, int64_t stride, const uin
         for (int64_t r = 0; r < rows; r++)
             for (int64_t c = 0; c < width; c++) {
                 float a = 0.0f;
-                for (int64_t j = 0; j < keys; j++) a += p[r * stride + j] * bf16_to_f32(v[j * D + d0 + c]);
-                out[r * out_stride + d0 + c] = f32_to_bf16(a / total[r]);
+                for (int64_t j = 0; j < keys; j++) a += p[r * stride + j] * load(v, j * D + d0 + c, f32);
+                put(out, r * out_stride + d0 + c, a / total[r], f32);
             }
     }
 }
@@ -157,13 +165,14 @@ static void pair_values(const float* p, int64_t rows, int64_t stride, const uint
 #define PAIRS 0
 #endif
 
-/* q: [L, H, D] bf16 rows of the new positions start .. start+L-1 (their keys/values already in the cache);
-   k, v cache: [KVH, S, D] bf16; out: [L, H, D] bf16. out[i, h] = softmax_j<=start+i(scale * q.k_j
+/* q: [L, H, D] rows of the new positions start .. start+L-1 (their keys/values already in the cache);
+   k, v cache: [KVH, S, D]; out: [L, H, D]; all bf16, or all float32 with f32 set. out[i, h] = softmax_j<=start+i(scale * q.k_j
    + slope[h] * (j - (start + i))) . v_j, with g = h / (H / KVH); slopes: [H] (ALiBi) or NULL. */
-void attn_prefill_bf16(const uint16_t* q, const uint16_t* kc, const uint16_t* vc, uint16_t* out, int64_t H,
-                       int64_t KVH, int64_t S, int64_t start, int64_t L, int64_t D, float scale, const float* slopes) {
+void attn_prefill(const void* q, const void* kc, const void* vc, void* out, int64_t H, int64_t KVH, int64_t S,
+                  int64_t start, int64_t L, int64_t D, float scale, const float* slopes, int f32) {
     int64_t group = H / KVH, end = start + L, padded = (end + KB - 1) / KB * KB;
-    int pairs = PAIRS && D % 16 == 0;
+    int pairs = PAIRS && !f32 && D % 16 == 0;
+    const int64_t elem = f32 ? 4 : 2;
     #pragma omp parallel
     {
         float* kt = (float*)malloc(sizeof(float) * (size_t)(padded * D));  /* packed keys (either form) */
@@ -176,27 +185,30 @@ void attn_prefill_bf16(const uint16_t* q, const uint16_t* kc, const uint16_t* vc
         #pragma omp for schedule(dynamic, 1)
         for (int64_t h = 0; h < H; h++) {
             int64_t g = h / group;
-            const uint16_t* kh = kc + g * S * D;
-            const uint16_t* vh = vc + g * S * D;
+            const char* kh = (const char*)kc + g * S * D * elem;
+            const char* vh = (const char*)vc + g * S * D * elem;
             if (g != packed_group) {
 #if PAIRS
-                if (pairs) { pack_key_pairs(kh, end, D, (uint32_t*)kt); pack_value_pairs(vh, end, D, vp); }
-                else
+                if (pairs) {
+                    pack_key_pairs((const uint16_t*)kh, end, D, (uint32_t*)kt);
+                    pack_value_pairs((const uint16_t*)vh, end, D, vp);
+                } else
 #endif
-                pack_keys(kh, end, D, kt);
+                pack_keys(kh, end, D, kt, f32);
                 packed_group = g;
             }
             float slope = slopes ? slopes[h] : 0.0f;
             for (int64_t i0 = 0; i0 < L; i0 += QB) {
                 int64_t rows = L - i0 < QB ? L - i0 : QB, keys = start + i0 + rows;
-                const uint16_t* qb = q + (i0 * H + h) * D;
+                const char* qb = (const char*)q + (i0 * H + h) * D * elem;
+                char* ob = (char*)out + (i0 * H + h) * D * elem;
 #if PAIRS
-                if (pairs) pair_scores(qb, H * D, rows, (const uint32_t*)kt, keys, D, scale, padded, s);
+                if (pairs) pair_scores((const uint16_t*)qb, H * D, rows, (const uint32_t*)kt, keys, D, scale, padded, s);
                 else
 #endif
                 {
                     for (int64_t r = 0; r < rows; r++)
-                        for (int64_t d = 0; d < D; d++) qf[r * D + d] = bf16_to_f32(qb[r * H * D + d]) * scale;
+                        for (int64_t d = 0; d < D; d++) qf[r * D + d] = load(qb, r * H * D + d, f32) * scale;
                     block_scores(qf, rows, kt, keys, D, padded, s);
                 }
                 for (int64_t r = 0; r < rows; r++) {
@@ -208,10 +220,10 @@ void attn_prefill_bf16(const uint16_t* q, const uint16_t* kc, const uint16_t* vc
                     for (int64_t j = pos + 1; j < keys; j++) sr[j] = 0.0f;  /* the causal mask */
                 }
 #if PAIRS
-                if (pairs) pair_values(s, rows, padded, vp, keys, D, total, pp, out + (i0 * H + h) * D, H * D);
+                if (pairs) pair_values(s, rows, padded, vp, keys, D, total, pp, (uint16_t*)ob, H * D);
                 else
 #endif
-                block_values(s, rows, padded, vh, keys, D, total, out + (i0 * H + h) * D, H * D);
+                block_values(s, rows, padded, vh, keys, D, total, ob, H * D, f32);
             }
         }
         free(kt); free(vp); free(pp); free(s); free(qf);
