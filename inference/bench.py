@@ -120,17 +120,20 @@ def run_subject(spec: dict, threads: int, timeout: float) -> dict:
 
 def merge_rounds(previous: dict | None, result: dict) -> dict:
     """One subject's results over rounds: shape figures re-summarised over all runs, the rest from the first."""
-    from .bench_worker import summarise
+    from .bench_worker import _median, summarise
 
     if previous is None or "error" in previous:
         return result
     if "error" in result:
         return previous
     for key, row in previous["shapes"].items():
-        bandwidths = [r["bandwidth_GBps"] for r in (row, result["shapes"][key]) if "bandwidth_GBps" in r]
-        previous["shapes"][key] = summarise(row["runs"] + result["shapes"][key]["runs"])
-        if bandwidths:  # the better bandwidth of the rounds: the stricter roofline
-            previous["shapes"][key]["bandwidth_GBps"] = max(bandwidths)
+        new = result["shapes"][key]
+        rounds = row.get("bandwidth_rounds_GBps", [row["bandwidth_GBps"]] if "bandwidth_GBps" in row else [])
+        rounds += [new["bandwidth_GBps"]] if "bandwidth_GBps" in new else []
+        previous["shapes"][key] = summarise(row["runs"] + new["runs"])
+        if rounds:  # the row's decode is a median over the rounds' runs: so is the bandwidth it is held to
+            previous["shapes"][key]["bandwidth_rounds_GBps"] = rounds
+            previous["shapes"][key]["bandwidth_GBps"] = _median(rounds)
     previous["peak_rss"] = max(previous["peak_rss"], result["peak_rss"])
     previous.setdefault("rounds", [previous.get("load_s")]).append(result.get("load_s"))
     if "prefix_cache" in result:
