@@ -92,11 +92,12 @@ def load():
             lib.rmsnorm_bf16.restype = None
             lib.decode_step.argtypes = [ptr, i64, i64, ptr]
             lib.attn_prefill.argtypes = [ptr, ptr, ptr, ptr, i64, i64, i64, i64, i64, i64, f32, ptr, ctypes.c_int]
-            lib.attn_prefill.restype = None
+            lib.attn_prefill.restype = ctypes.c_int
             lib.dequantize_int8_bf16.argtypes = [ptr, ptr, ptr, i64, i64]
             lib.dequantize_int8_bf16.restype = None
-            lib.gemv_bf16.restype = lib.gemv_int8.restype = lib.attn_decode_bf16.restype = None
-            lib.decode_step.restype = None
+            # These allocate scratch memory: 0, or -1 when that failed (see checked()).
+            lib.gemv_bf16.restype = lib.gemv_int8.restype = lib.attn_decode_bf16.restype = ctypes.c_int
+            lib.decode_step.restype = ctypes.c_int
             if not lib.kernels_vectorised():
                 lib = None  # a scalar build would be slower than torch's own kernels
         except (OSError, subprocess.SubprocessError, AttributeError):
@@ -106,18 +107,24 @@ def load():
         return lib
 
 
+def checked(status: int) -> None:
+    """A kernel's return status: -1 means its scratch allocation failed (nothing was computed)."""
+    if status != 0:
+        raise MemoryError("out of memory in the CPU kernels")
+
+
 def gemv_bf16(lib, weight: torch.Tensor, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     """out[N] (bf16 or f32) = weight[N, K] (bf16, contiguous) @ x[K] (bf16, contiguous)."""
     n, k = weight.shape
-    lib.gemv_bf16(weight.data_ptr(), x.data_ptr(), out.data_ptr(), n, k, int(out.dtype == torch.float32))
+    checked(lib.gemv_bf16(weight.data_ptr(), x.data_ptr(), out.data_ptr(), n, k, int(out.dtype == torch.float32)))
     return out
 
 
 def gemv_int8(lib, qweight: torch.Tensor, scales: torch.Tensor, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     """out[N] = scales[N] (f32) * (qweight[N, K] (int8) @ x[K] (bf16))."""
     n, k = qweight.shape
-    lib.gemv_int8(qweight.data_ptr(), scales.data_ptr(), x.data_ptr(), out.data_ptr(), n, k,
-                  int(out.dtype == torch.float32))
+    checked(lib.gemv_int8(qweight.data_ptr(), scales.data_ptr(), x.data_ptr(), out.data_ptr(), n, k,
+                          int(out.dtype == torch.float32)))
     return out
 
 
@@ -129,8 +136,9 @@ def attn_decode_bf16(lib, q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch
     """
     heads, dim = q.shape
     kv_heads, positions, _ = k_cache.shape
-    lib.attn_decode_bf16(q.data_ptr(), k_cache.data_ptr(), v_cache.data_ptr(), out.data_ptr(), heads, kv_heads,
-                         positions, length, dim, scale, None if slopes is None else slopes.data_ptr())
+    checked(lib.attn_decode_bf16(q.data_ptr(), k_cache.data_ptr(), v_cache.data_ptr(), out.data_ptr(), heads,
+                                 kv_heads, positions, length, dim, scale,
+                                 None if slopes is None else slopes.data_ptr()))
     return out
 
 
@@ -149,9 +157,9 @@ def attn_prefill(lib, q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Ten
     kv_heads, positions, _ = k_cache.shape
     q = q.contiguous()
     out = torch.empty_like(q)
-    lib.attn_prefill(q.data_ptr(), k_cache.data_ptr(), v_cache.data_ptr(), out.data_ptr(), heads, kv_heads,
-                     positions, start, length, dim, scale, None if slopes is None else slopes.data_ptr(),
-                     int(q.dtype == torch.float32))
+    checked(lib.attn_prefill(q.data_ptr(), k_cache.data_ptr(), v_cache.data_ptr(), out.data_ptr(), heads, kv_heads,
+                             positions, start, length, dim, scale, None if slopes is None else slopes.data_ptr(),
+                             int(q.dtype == torch.float32)))
     return out
 
 

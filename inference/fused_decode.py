@@ -13,6 +13,7 @@ import math
 
 import torch
 
+from . import cpu_kernels
 from .quantize import CpuLinear, Int8Linear
 
 i64, f32, ptr = ctypes.c_int64, ctypes.c_float, ctypes.c_void_p
@@ -91,5 +92,6 @@ class FusedDecode:
 
     def __call__(self, token: int, position: int) -> torch.Tensor:
         logits = torch.empty(self.vocab, dtype=torch.float32)
-        self._lib.decode_step(ctypes.byref(self._model), int(token), int(position), logits.data_ptr())
+        cpu_kernels.checked(self._lib.decode_step(ctypes.byref(self._model), int(token), int(position),
+                                                  logits.data_ptr()))
         return logits

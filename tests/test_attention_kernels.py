@@ -1,6 +1,10 @@
 """The C prefill-attention kernel (causal over a KV cache, with a cached prefix) against float32 SDPA."""
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -46,3 +50,31 @@ def test_prefill_attention_kernel_matches_sdpa(heads, kv_heads, dim, start, leng
     assert (out.float() - expected).abs().max() <= tolerance * expected.abs().max()
     shifted = cpu_kernels.attn_prefill(lib, q, k_cache, v_cache, start + 1, dim ** -0.5, slopes)
     assert (shifted.float() - expected).abs().max() > 0.05  # the offset of the causal mask matters
+
+
+ALLOCATION_FAILURE = """
+import resource, torch
+from inference import cpu_kernels
+lib = cpu_kernels.load()
+q, cache = torch.zeros(16, 1, 4096), torch.zeros(1, 512, 4096)  # float32: 512 packed keys need 8 MB
+vm = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmSize:"))
+resource.setrlimit(resource.RLIMIT_AS, (vm + (2 << 20), resource.RLIM_INFINITY))
+try:
+    cpu_kernels.attn_prefill(lib, q, cache, cache, 496, 1.0, None)
+    print("no error")
+except MemoryError as exc:
+    print("MemoryError:", exc)
+resource.setrlimit(resource.RLIMIT_AS, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+print("after:", cpu_kernels.attn_prefill(lib, q, cache, cache, 496, 1.0, None).shape == q.shape)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="RLIMIT_AS is Linux's")
+def test_a_failed_scratch_allocation_is_a_memory_error_not_a_crash():
+    """Under an address-space limit the kernel's scratch malloc fails: MemoryError (which the engine reports as
+    out of memory in one sentence), and the same call works once memory is back."""
+    root = Path(__file__).resolve().parent.parent
+    result = subprocess.run([sys.executable, "-c", ALLOCATION_FAILURE], capture_output=True, text=True, timeout=120,
+                            cwd=root, env={"PYTHONPATH": str(root), "OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines() == ["MemoryError: out of memory in the CPU kernels", "after: True"]

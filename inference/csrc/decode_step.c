@@ -65,7 +65,7 @@ static inline float silu(float g) { return g / (1.0f + expf(-g)); }
 
 /* logits[vocab] (float32, as summed: the step-by-step path's lm_head gives the same) for `token` at position
    `pos`; writes the KV cache at pos. */
-void decode_step(const Model* m, int64_t token, int64_t pos, float* logits) {
+int decode_step(const Model* m, int64_t token, int64_t pos, float* logits) {
     const int64_t H = m->heads, KVH = m->kv_heads, D = m->head_dim, hidden = m->hidden, inter = m->intermediate;
     const int64_t widest = (hidden > inter ? hidden : inter) > H * D ? (hidden > inter ? hidden : inter) : H * D;
     const int64_t L = pos + 1, group = H / KVH;
@@ -76,13 +76,19 @@ void decode_step(const Model* m, int64_t token, int64_t pos, float* logits) {
     uint16_t* gated = (uint16_t*)malloc(sizeof(uint16_t) * (size_t)inter);
     Input in = {NULL, (float*)malloc(sizeof(float) * (size_t)(widest + 16)),
                 (int16_t*)malloc(sizeof(int16_t) * (size_t)(widest + 64)), 1.0f};
-    memcpy(x, m->embed + token * hidden, sizeof(uint16_t) * (size_t)hidden);
-    #pragma omp parallel
+    int failed = !x || !normed || !qkv || !attn || !gated || !in.xf || !in.xq;
+    if (!failed) memcpy(x, m->embed + token * hidden, sizeof(uint16_t) * (size_t)hidden);
+    #pragma omp parallel if (!failed)
     {
         float* p = (float*)malloc(sizeof(float) * (size_t)(L + 16));
         float* qf = (float*)malloc(sizeof(float) * (size_t)(D + 16));
         float* acc = (float*)malloc(sizeof(float) * (size_t)(D + 16));
-        for (int64_t l = 0; l < m->layers; l++) {
+        if (!p || !qf || !acc) {
+            #pragma omp atomic write
+            failed = 1;
+        }
+        #pragma omp barrier
+        for (int64_t l = 0; l < (failed ? 0 : m->layers); l++) {
             const Layer* ly = &m->layer[l];
             #pragma omp single
             { rmsnorm_row(x, ly->input_norm, normed, hidden, m->eps); prepare(&in, normed, hidden, m->int8); }
@@ -120,11 +126,14 @@ void decode_step(const Model* m, int64_t token, int64_t pos, float* logits) {
             for (int64_t n = 0; n < hidden; n++)
                 x[n] = f32_to_bf16(bf16_to_f32(x[n]) + round_bf16(row_dot(&ly->down, n, &in)));
         }
-        #pragma omp single
-        { rmsnorm_row(x, m->final_norm, normed, hidden, m->eps); prepare(&in, normed, hidden, m->int8); }
-        #pragma omp for schedule(guided, 64)
-        for (int64_t n = 0; n < m->lm_head.rows; n++) logits[n] = row_dot(&m->lm_head, n, &in);
+        if (!failed) {
+            #pragma omp single
+            { rmsnorm_row(x, m->final_norm, normed, hidden, m->eps); prepare(&in, normed, hidden, m->int8); }
+            #pragma omp for schedule(guided, 64)
+            for (int64_t n = 0; n < m->lm_head.rows; n++) logits[n] = row_dot(&m->lm_head, n, &in);
+        }
         free(p); free(qf); free(acc);
     }
     free(x); free(normed); free(qkv); free(attn); free(gated); free(in.xf); free(in.xq);
+    return failed ? -1 : 0;
 }

@@ -10,41 +10,57 @@ int kernels_vectorised(void) {
 #endif
 }
 
+/* Every entry point that allocates returns 0, or -1 when an allocation failed (nothing computed): the
+   Python side raises MemoryError, which the engine reports as out of memory. */
+
 /* y[n] = sum_k W[n,k] x[k] for bf16 W (N x K, row-major) and bf16 x; y bf16 or f32. */
-void gemv_bf16(const uint16_t* W, const uint16_t* x, void* y, int64_t N, int64_t K, int out_f32) {
+int gemv_bf16(const uint16_t* W, const uint16_t* x, void* y, int64_t N, int64_t K, int out_f32) {
     float* xf = (float*)malloc(sizeof(float) * (size_t)(K + 16));
+    if (!xf) return -1;
     for (int64_t k = 0; k < K; k++) xf[k] = bf16_to_f32(x[k]);
     #pragma omp parallel for schedule(dynamic, 256) if (N * K >= PARALLEL_MIN)
     for (int64_t n = 0; n < N; n++) store(y, out_f32, n, dot_bf16(W + n * K, x, xf, K));
     free(xf);
+    return 0;
 }
 
 /* y[n] = scale[n] * sum_k Q[n,k] x[k] for int8 Q (N x K, row-major), f32 scales and bf16 x; y bf16 or f32. */
-void gemv_int8(const int8_t* Q, const float* scale, const uint16_t* x, void* y, int64_t N, int64_t K, int out_f32) {
+int gemv_int8(const int8_t* Q, const float* scale, const uint16_t* x, void* y, int64_t N, int64_t K, int out_f32) {
     int16_t* xq = (int16_t*)malloc(sizeof(int16_t) * (size_t)(K + 64));
+    if (!xq) return -1;
     float xs = quantize_activation(x, K, xq);
     #pragma omp parallel for schedule(dynamic, 256) if (N * K >= PARALLEL_MIN)
     for (int64_t n = 0; n < N; n++) store(y, out_f32, n, (float)dot_int8(Q + n * K, xq, K) * xs * scale[n]);
     free(xq);
+    return 0;
 }
 
 /* Attention of one new position (decode) over a bf16 KV cache, per head:
    out[h] = softmax(scale * K[g] q[h] + slope[h] * (j - (L-1))) V[g],  g = h / (H / KVH).
    q, out: [H, D] bf16; k, v: cache [KVH, S, D] bf16 (S = allocated positions, L used); slopes: [H] or NULL. */
-void attn_decode_bf16(const uint16_t* q, const uint16_t* kc, const uint16_t* vc, uint16_t* out,
-                      int64_t H, int64_t KVH, int64_t S, int64_t L, int64_t D, float scale, const float* slopes) {
+int attn_decode_bf16(const uint16_t* q, const uint16_t* kc, const uint16_t* vc, uint16_t* out,
+                     int64_t H, int64_t KVH, int64_t S, int64_t L, int64_t D, float scale, const float* slopes) {
     int64_t group = H / KVH;
+    int failed = 0;
     #pragma omp parallel if (H * L * D >= PARALLEL_MIN / 4)
     {
         float* p = (float*)malloc(sizeof(float) * (size_t)(L + 16));
         float* qf = (float*)malloc(sizeof(float) * (size_t)(D + 16));
         float* acc = (float*)malloc(sizeof(float) * (size_t)(D + 16));
-        #pragma omp for schedule(dynamic, 1)
-        for (int64_t h = 0; h < H; h++)
-            attend_head(q + h * D, kc + (h / group) * S * D, vc + (h / group) * S * D, L, D, scale,
-                        slopes ? slopes[h] : 0.0f, p, qf, acc, out + h * D);
+        if (!p || !qf || !acc) {
+            #pragma omp atomic write
+            failed = 1;
+        }
+        #pragma omp barrier
+        if (!failed) {
+            #pragma omp for schedule(dynamic, 1)
+            for (int64_t h = 0; h < H; h++)
+                attend_head(q + h * D, kc + (h / group) * S * D, vc + (h / group) * S * D, L, D, scale,
+                            slopes ? slopes[h] : 0.0f, p, qf, acc, out + h * D);
+        }
         free(p); free(qf); free(acc);
     }
+    return failed ? -1 : 0;
 }
 
 /* RMSNorm of each row of x (rows x n, bf16) by the bf16 weight w, as HF's LlamaRMSNorm computes it. */

@@ -168,11 +168,12 @@ static void pair_values(const float* p, int64_t rows, int64_t stride, const uint
 /* q: [L, H, D] rows of the new positions start .. start+L-1 (their keys/values already in the cache);
    k, v cache: [KVH, S, D]; out: [L, H, D]; all bf16, or all float32 with f32 set. out[i, h] = softmax_j<=start+i(scale * q.k_j
    + slope[h] * (j - (start + i))) . v_j, with g = h / (H / KVH); slopes: [H] (ALiBi) or NULL. */
-void attn_prefill(const void* q, const void* kc, const void* vc, void* out, int64_t H, int64_t KVH, int64_t S,
+int attn_prefill(const void* q, const void* kc, const void* vc, void* out, int64_t H, int64_t KVH, int64_t S,
                   int64_t start, int64_t L, int64_t D, float scale, const float* slopes, int f32) {
     int64_t group = H / KVH, end = start + L, padded = (end + KB - 1) / KB * KB;
     int pairs = PAIRS && !f32 && D % 16 == 0;
     const int64_t elem = f32 ? 4 : 2;
+    int failed = 0;
     #pragma omp parallel
     {
         float* kt = (float*)malloc(sizeof(float) * (size_t)(padded * D));  /* packed keys (either form) */
@@ -182,8 +183,13 @@ void attn_prefill(const void* q, const void* kc, const void* vc, void* out, int6
         float* qf = (float*)malloc(sizeof(float) * (size_t)(QB * D));
         float total[QB];
         int64_t packed_group = -1;
+        if (!kt || !s || !qf || (pairs && (!vp || !pp))) {
+            #pragma omp atomic write
+            failed = 1;
+        }
+        #pragma omp barrier
         #pragma omp for schedule(dynamic, 1)
-        for (int64_t h = 0; h < H; h++) {
+        for (int64_t h = 0; h < (failed ? 0 : H); h++) {
             int64_t g = h / group;
             const char* kh = (const char*)kc + g * S * D * elem;
             const char* vh = (const char*)vc + g * S * D * elem;
@@ -228,4 +234,5 @@ void attn_prefill(const void* q, const void* kc, const void* vc, void* out, int6
         }
         free(kt); free(vp); free(pp); free(s); free(qf);
     }
+    return failed ? -1 : 0;
 }
