@@ -169,6 +169,18 @@ static inline float exp_shift_sum(float* p, int64_t n, float m) {
     return sum;
 }
 
+/* Per-thread scratch of attend_head: scores for L positions, the query and the accumulator in float32. */
+typedef struct { float *p, *qf, *acc; } HeadScratch;
+
+/* 1 when all three buffers were allocated (free with head_scratch_free either way). */
+static inline int head_scratch_alloc(HeadScratch* h, int64_t L, int64_t D) {
+    h->p = (float*)malloc(sizeof(float) * (size_t)(L + 16));
+    h->qf = (float*)malloc(sizeof(float) * (size_t)(D + 16));
+    h->acc = (float*)malloc(sizeof(float) * (size_t)(D + 16));
+    return h->p && h->qf && h->acc;
+}
+static inline void head_scratch_free(HeadScratch* h) { free(h->p); free(h->qf); free(h->acc); }
+
 /* One head of one-position attention over a bf16 cache: out = softmax(scale * K q + slope * (j - (L-1))) V.
    q, out: [D] bf16; k, v: [L, D] bf16 rows; p (L floats), qf and acc (D floats each): scratch. */
 static inline void attend_head(const uint16_t* q, const uint16_t* k, const uint16_t* v, int64_t L, int64_t D,

@@ -80,10 +80,8 @@ int decode_step(const Model* m, int64_t token, int64_t pos, float* logits) {
     if (!failed) memcpy(x, m->embed + token * hidden, sizeof(uint16_t) * (size_t)hidden);
     #pragma omp parallel if (!failed)
     {
-        float* p = (float*)malloc(sizeof(float) * (size_t)(L + 16));
-        float* qf = (float*)malloc(sizeof(float) * (size_t)(D + 16));
-        float* acc = (float*)malloc(sizeof(float) * (size_t)(D + 16));
-        if (!p || !qf || !acc) {
+        HeadScratch t;
+        if (!head_scratch_alloc(&t, L, D)) {
             #pragma omp atomic write
             failed = 1;
         }
@@ -97,7 +95,7 @@ int decode_step(const Model* m, int64_t token, int64_t pos, float* logits) {
             #pragma omp single
             {
                 for (int64_t h = 0; m->rope_cos && h < H + KVH; h++)
-                    rope_head(qkv + h * D, m->rope_cos + pos * D, m->rope_sin + pos * D, D, qf);
+                    rope_head(qkv + h * D, m->rope_cos + pos * D, m->rope_sin + pos * D, D, t.qf);
                 for (int64_t g = 0; g < KVH; g++) {
                     memcpy(ly->k_cache + (g * m->positions + pos) * D, qkv + (H + g) * D, sizeof(uint16_t) * (size_t)D);
                     memcpy(ly->v_cache + (g * m->positions + pos) * D, qkv + (H + KVH + g) * D, sizeof(uint16_t) * (size_t)D);
@@ -107,7 +105,7 @@ int decode_step(const Model* m, int64_t token, int64_t pos, float* logits) {
             for (int64_t h = 0; h < H; h++)
                 attend_head(qkv + h * D, ly->k_cache + (h / group) * m->positions * D,
                             ly->v_cache + (h / group) * m->positions * D, L, D, m->scale,
-                            m->slopes ? m->slopes[h] : 0.0f, p, qf, acc, attn + h * D);
+                            m->slopes ? m->slopes[h] : 0.0f, t.p, t.qf, t.acc, attn + h * D);
             #pragma omp single
             prepare(&in, attn, H * D, m->int8);
             #pragma omp for schedule(guided, 32)
@@ -132,7 +130,7 @@ int decode_step(const Model* m, int64_t token, int64_t pos, float* logits) {
             #pragma omp for schedule(guided, 64)
             for (int64_t n = 0; n < m->lm_head.rows; n++) logits[n] = row_dot(&m->lm_head, n, &in);
         }
-        free(p); free(qf); free(acc);
+        head_scratch_free(&t);
     }
     free(x); free(normed); free(qkv); free(attn); free(gated); free(in.xf); free(in.xq);
     return failed ? -1 : 0;

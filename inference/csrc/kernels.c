@@ -44,10 +44,8 @@ int attn_decode_bf16(const uint16_t* q, const uint16_t* kc, const uint16_t* vc, 
     int failed = 0;
     #pragma omp parallel if (H * L * D >= PARALLEL_MIN / 4)
     {
-        float* p = (float*)malloc(sizeof(float) * (size_t)(L + 16));
-        float* qf = (float*)malloc(sizeof(float) * (size_t)(D + 16));
-        float* acc = (float*)malloc(sizeof(float) * (size_t)(D + 16));
-        if (!p || !qf || !acc) {
+        HeadScratch t;
+        if (!head_scratch_alloc(&t, L, D)) {
             #pragma omp atomic write
             failed = 1;
         }
@@ -56,9 +54,9 @@ int attn_decode_bf16(const uint16_t* q, const uint16_t* kc, const uint16_t* vc, 
             #pragma omp for schedule(dynamic, 1)
             for (int64_t h = 0; h < H; h++)
                 attend_head(q + h * D, kc + (h / group) * S * D, vc + (h / group) * S * D, L, D, scale,
-                            slopes ? slopes[h] : 0.0f, p, qf, acc, out + h * D);
+                            slopes ? slopes[h] : 0.0f, t.p, t.qf, t.acc, out + h * D);
         }
-        free(p); free(qf); free(acc);
+        head_scratch_free(&t);
     }
     return failed ? -1 : 0;
 }
