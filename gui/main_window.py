@@ -98,6 +98,10 @@ class MainWindow(QMainWindow):
         self.right_panel = QScrollArea(objectName="rightPanel", widgetResizable=True, frameShape=QFrame.Shape.NoFrame)
         self.right_panel.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.right_panel.setWidget(right_content)
+        # Never narrower than its content (with room for the vertical scroll bar): with the horizontal bar
+        # off, a narrower panel would cut the settings' value boxes off at the window's edge.
+        self.right_panel.setMinimumWidth(right_content.minimumSizeHint().width()
+                                         + self.right_panel.verticalScrollBar().sizeHint().width())
         self.splitter = QSplitter()
         self.splitter.setHandleWidth(1)
         for widget in (self.sidebar, center, self.right_panel):

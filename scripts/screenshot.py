@@ -61,7 +61,7 @@ def main() -> int:
     width, height = (int(v) for v in args.size.split("x"))
     window.resize(width, height)
     window.show()
-    window.run(window.load_model(None, "cpu", "float32"))
+    window.run(window.load_model(None, "cpu", "auto"))  # what `make run` picks: bf16 with the C kernels
     wait_until(app, lambda: window.client.state == "ready", 600)
     panel = window.settings_panel
     panel.system_prompt.setPlainText("You are a helpful assistant.")
