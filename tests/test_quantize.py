@@ -239,9 +239,9 @@ def test_fused_decode_step_matches_the_step_by_step_path(folders, name, quantize
 def test_int8_quantized_while_loading_equals_quantizing_the_loaded_matrices(monkeypatch, folders, name):
     """Quantize-on-load (no bf16 copy of the matrices) gives the int8 of the checkpoint's own values (float32
     here, not rounded to bf16 first); NormHead rows are normalised in float32 before quantizing."""
-    from inference import weights
+    from inference import weight_copy
 
-    monkeypatch.setattr(weights, "COPY_BLOCK_BYTES", 4096)  # several row blocks per matrix
+    monkeypatch.setattr(weight_copy, "COPY_BLOCK_BYTES", 4096)  # several row blocks per matrix
     int8 = Engine.load(folders[name], device="cpu", dtype="bfloat16", quantize="int8")
     checkpoint = Engine.load(folders[name], device="cpu", dtype="float32").model
     for prefix, layer in int8.model.named_modules():

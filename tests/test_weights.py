@@ -296,12 +296,12 @@ def test_fixture_folder_is_deterministic(tmp_path):
 
 def test_block_wise_copy_gives_the_same_parameters(tmp_path, monkeypatch):
     """Large tensors are copied ~32 MB at a time (file pages released per block): same result as one copy."""
-    from inference import weights
+    from inference import weight_copy
     from inference.engine import Engine
 
     folder = write_model_folder(tmp_path / "m", hidden_size=64, num_heads=4, intermediate_size=160, seed=9)
     whole = Engine.load(folder, device="cpu", dtype="float32").model.weights()
-    monkeypatch.setattr(weights, "COPY_BLOCK_BYTES", 1000)  # a few rows per block for every matrix
+    monkeypatch.setattr(weight_copy, "COPY_BLOCK_BYTES", 1000)  # a few rows per block for every matrix
     blocks = Engine.load(folder, device="cpu", dtype="float32").model.weights()
     assert whole.keys() == blocks.keys()
     assert all(torch.equal(whole[name], blocks[name]) for name in whole)
