@@ -250,7 +250,8 @@ def write_gguf(folder: Path, out: Path, kind: str = "BF16") -> Path:
 
 
 # ---- memory bandwidth -----------------------------------------------------------------------------
-def _best_seconds(fn, reps: int) -> float:
+def best_seconds(fn, reps: int) -> float:
+    """Shortest of `reps` timed calls of fn, after one untimed call (first-touch costs left out)."""
     fn()
     best = float("inf")
     for _ in range(reps):
@@ -268,16 +269,16 @@ def measure_bandwidth(gib: float = 1.0, reps: int = 7) -> dict:
     n = int(gib * (1 << 30) / 4) // 16384 * 16384
     a = torch.randn(n // 16384, 16384)
     v = torch.randn(16384)
-    mv = a.numel() * 4 / _best_seconds(lambda: torch.mv(a, v), reps)
-    total = a.numel() * 4 / _best_seconds(lambda: a.sum(), reps)
+    mv = a.numel() * 4 / best_seconds(lambda: torch.mv(a, v), reps)
+    total = a.numel() * 4 / best_seconds(lambda: a.sum(), reps)
     del a
     h = hugepages.empty((n,), torch.float32)
     h.fill_(1.0)
-    huge = n * 4 / _best_seconds(lambda: h.sum(), reps)
+    huge = n * 4 / best_seconds(lambda: h.sum(), reps)
     del h
     m = n // 4  # three arrays of gib/4 each
     x, y, z = torch.empty(m), torch.randn(m), torch.randn(m)
-    triad = 3 * m * 4 / _best_seconds(lambda: torch.add(y, z, alpha=3.0, out=x), reps)
+    triad = 3 * m * 4 / best_seconds(lambda: torch.add(y, z, alpha=3.0, out=x), reps)
     return {"mv_fp32_GBps": mv / 1e9, "sum_fp32_GBps": total / 1e9, "sum_fp32_hugepages_GBps": huge / 1e9,
             "triad_GBps": triad / 1e9, "bandwidth_GBps": max(mv, total, huge) / 1e9,
             "threads": torch.get_num_threads()}
@@ -291,7 +292,7 @@ def measure_gpu_bandwidth(device: str = "cuda", gib: float = 2.0, reps: int = 10
 
     def timed(fn):
         torch.cuda.synchronize()
-        return _best_seconds(lambda: (fn(), torch.cuda.synchronize()), reps)
+        return best_seconds(lambda: (fn(), torch.cuda.synchronize()), reps)
 
     mv = a.numel() * 2 / timed(lambda: torch.mv(a, v))
     b = torch.empty_like(a)

@@ -90,14 +90,9 @@ class BandwidthProbe:
         self.nbytes = 0 if self.buffer is None else self.buffer.nbytes
 
     def measure(self) -> float | None:
-        if self.buffer is None:
-            return None
-        best = float("inf")
-        for _ in range(3):
-            started = time.perf_counter()
-            self.buffer.sum()
-            best = min(best, time.perf_counter() - started)
-        return self.nbytes / best / 1e9
+        from .bench_model import best_seconds
+
+        return None if self.buffer is None else self.nbytes / best_seconds(self.buffer.sum, 3) / 1e9
 
 
 # ---- our engine -----------------------------------------------------------------------------------

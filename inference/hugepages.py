@@ -9,26 +9,32 @@ if madvise fails, they are ordinary tensors.
 from __future__ import annotations
 
 import ctypes
+import functools
 import sys
 
 import torch
 
 HUGE_PAGE = 2 << 20
-MADV_HUGEPAGE = 14
-_libc = None
+MADV_DONTNEED, MADV_HUGEPAGE = 4, 14
 
 
-def _madvise(address: int, length: int) -> bool:
-    global _libc
+@functools.cache
+def libc():
+    """The process's C library (ctypes) on Linux, else None: madvise here and in the loader, malloc_trim."""
     if not sys.platform.startswith("linux"):
-        return False
+        return None
     try:
-        if _libc is None:
-            _libc = ctypes.CDLL(None, use_errno=True)
-            _libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
-        return _libc.madvise(address, length, MADV_HUGEPAGE) == 0
+        lib = ctypes.CDLL(None, use_errno=True)
+        lib.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        return lib
     except (OSError, AttributeError):
-        return False
+        return None
+
+
+def madvise(address: int, length: int, advice: int) -> bool:
+    """madvise(2) on [address, address + length) (page aligned); False where it is unavailable or fails."""
+    lib = libc()
+    return lib is not None and lib.madvise(address, length, advice) == 0
 
 
 def empty(shape, dtype: torch.dtype, device: torch.device | str = "cpu") -> torch.Tensor:
@@ -38,11 +44,11 @@ def empty(shape, dtype: torch.dtype, device: torch.device | str = "cpu") -> torc
     costs address space only, no memory.
     """
     device = torch.device(device)
-    nbytes = torch.Size(shape).numel() * torch.empty((), dtype=dtype).element_size()
+    nbytes = torch.Size(shape).numel() * dtype.itemsize
     if device.type != "cpu" or nbytes < HUGE_PAGE:
         return torch.empty(shape, dtype=dtype, device=device)
     buffer = torch.empty(nbytes + HUGE_PAGE, dtype=torch.uint8)
     offset = -buffer.data_ptr() % HUGE_PAGE
     view = buffer[offset:offset + nbytes]
-    _madvise(view.data_ptr(), nbytes // HUGE_PAGE * HUGE_PAGE)
+    madvise(view.data_ptr(), nbytes // HUGE_PAGE * HUGE_PAGE, MADV_HUGEPAGE)
     return view.view(dtype).view(shape)

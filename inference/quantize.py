@@ -57,7 +57,15 @@ def _single_row(x: torch.Tensor) -> bool:
     return x.numel() == x.shape[-1] and x.device.type == "cpu"
 
 
-class CpuLinear(nn.Module):
+class _KernelLinear(nn.Module):
+    """A linear layer whose forward(x, out_dtype) can return float32 sums directly."""
+
+    def logits(self, x: torch.Tensor) -> torch.Tensor:
+        """float32 outputs, as summed (lm_head: not rounded to bf16, which would turn near-ties into ties)."""
+        return self(x, torch.float32)
+
+
+class CpuLinear(_KernelLinear):
     """A bias-free bf16 linear layer (the same weight Parameter) whose one-row products use the C kernel.
 
     Decode multiplies a single activation row by each matrix; torch's bf16 path reads the weights at about
@@ -76,12 +84,8 @@ class CpuLinear(nn.Module):
             return cpu_kernels.gemv_bf16(self._lib, self.weight, x.contiguous(), out)
         return F.linear(x, self.weight).to(out_dtype)
 
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """float32 outputs, as summed (lm_head: not rounded to bf16, which would turn near-ties into ties)."""
-        return self(x, torch.float32)
 
-
-class Int8Linear(nn.Module):
+class Int8Linear(_KernelLinear):
     """Weight-only int8: int8 rows with one float32 scale each; activations and outputs keep the model dtype.
 
     One-row products (decode) use the C kernel when it is available, else aten's _weight_int8pack_mm;
@@ -100,7 +104,7 @@ class Int8Linear(nn.Module):
     @classmethod
     def from_weight(cls, weight: torch.Tensor, lib=None) -> "Int8Linear":
         layer = cls(weight.shape[0], weight.shape[1], lib, weight.device)
-        layer.qweight, layer.scales = quantize_int8(weight)
+        layer.copy_rows(0, weight)
         return layer
 
     # The loader's target protocol (inference.weight_copy.copy_into): the checkpoint matrix's shape, and its
@@ -128,10 +132,6 @@ class Int8Linear(nn.Module):
                                                        self.scales.to(x.dtype))
                 return y.reshape(*x.shape[:-1], self.out_features).to(out_dtype or x.dtype)
         return F.linear(x, self.dequantized(x.dtype)).to(out_dtype or x.dtype)
-
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """float32 outputs, as summed (lm_head: not rounded to bf16, which would turn near-ties into ties)."""
-        return self(x, torch.float32)
 
 
 def prepare_int8(model: nn.Module, device: torch.device, normalized: nn.Module | None = None) -> None:

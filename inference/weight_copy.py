@@ -5,6 +5,8 @@ from typing import Callable
 
 import torch
 
+from .hugepages import MADV_DONTNEED, libc, madvise
+
 #: A large tensor is copied this many bytes at a time, its file pages released after each block.
 COPY_BLOCK_BYTES = 32 << 20
 
@@ -38,11 +40,8 @@ def release_pages(tensor: torch.Tensor) -> None:
     Pages of a memory-mapped checkpoint count as resident once read; releasing each tensor's pages after
     its copy keeps peak memory at the model's size. Only pages entirely inside the tensor are touched.
     """
-    import sys
-
-    if not sys.platform.startswith("linux") or tensor.device.type != "cpu" or tensor.numel() == 0:
+    if tensor.device.type != "cpu" or tensor.numel() == 0:
         return
-    import ctypes
     import mmap
 
     page = mmap.PAGESIZE
@@ -50,20 +49,13 @@ def release_pages(tensor: torch.Tensor) -> None:
     end = begin + tensor.numel() * tensor.element_size()
     first, last = -(-begin // page) * page, end // page * page
     if last > first:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.madvise(ctypes.c_void_p(first), ctypes.c_size_t(last - first), 4)  # MADV_DONTNEED
+        madvise(first, last - first, MADV_DONTNEED)  # a no-op where there is no madvise
 
 
 def trim_heap() -> None:
     """Hand freed heap memory back to the OS (glibc malloc_trim). The temporaries of each tensor's copy
     (int8 quantization's float32 blocks) are freed but kept by the allocator, fragmented across tensor
     shapes: without this, 40+ MB more stay resident by the end of loading an int8 model here."""
-    import sys
-
-    if sys.platform.startswith("linux"):
-        import ctypes
-
-        try:
-            ctypes.CDLL(None).malloc_trim(0)
-        except (OSError, AttributeError):  # not glibc
-            pass
+    lib = libc()
+    if lib is not None and hasattr(lib, "malloc_trim"):  # glibc only
+        lib.malloc_trim(0)

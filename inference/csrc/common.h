@@ -25,6 +25,13 @@ static inline void store(void* y, int out_f32, int64_t n, float v) {
     if (out_f32) ((float*)y)[n] = v; else ((uint16_t*)y)[n] = f32_to_bf16(v);
 }
 
+#if defined(__AVX512F__)
+/* 16 bf16 values widened to float32 (exact: bf16 is the top half of a float32). */
+static inline __m512 bf16x16_to_f32(const uint16_t* p) {
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)p)), 16));
+}
+#endif
+
 /* Dot product of one bf16 weight row with bf16 x (xf: the same x in float32, for CPUs without
    AVX-512-BF16). Rows are walked one at a time, so each thread reads one contiguous stretch of the
    matrix: the access pattern hardware prefetchers stream best. */
@@ -43,14 +50,12 @@ static inline float dot_bf16(const uint16_t* w, const uint16_t* x, const float* 
         a0 = _mm512_dpbf16_ps(a0, (__m512bh)_mm512_loadu_si512(w + k), (__m512bh)_mm512_loadu_si512(x + k));
     s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
 #elif defined(__AVX512F__)
-#define BF(p) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)(p))), 16))
     __m512 a0 = _mm512_setzero_ps(), a1 = a0;
     for (; k + 32 <= K; k += 32) {
-        a0 = _mm512_fmadd_ps(BF(w + k), _mm512_loadu_ps(xf + k), a0);
-        a1 = _mm512_fmadd_ps(BF(w + k + 16), _mm512_loadu_ps(xf + k + 16), a1);
+        a0 = _mm512_fmadd_ps(bf16x16_to_f32(w + k), _mm512_loadu_ps(xf + k), a0);
+        a1 = _mm512_fmadd_ps(bf16x16_to_f32(w + k + 16), _mm512_loadu_ps(xf + k + 16), a1);
     }
     s = _mm512_reduce_add_ps(_mm512_add_ps(a0, a1));
-#undef BF
 #elif defined(__AVX2__) && defined(__FMA__)
 #define BF(p) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i*)(p))), 16))
     __m256 a0 = _mm256_setzero_ps(), a1 = a0;
@@ -106,9 +111,8 @@ static inline float quantize_activation(const uint16_t* x, int64_t K, int16_t* x
     float amax = 0.0f;
     int64_t k = 0;
 #if defined(__AVX512F__) && defined(__AVX512BW__)
-#define BF(p) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)(p))), 16))
     __m512 m = _mm512_setzero_ps();
-    for (; k + 16 <= K; k += 16) m = _mm512_max_ps(m, _mm512_abs_ps(BF(x + k)));
+    for (; k + 16 <= K; k += 16) m = _mm512_max_ps(m, _mm512_abs_ps(bf16x16_to_f32(x + k)));
     amax = _mm512_reduce_max_ps(m);
 #endif
     for (; k < K; k++) { float v = fabsf(bf16_to_f32(x[k])); if (v > amax) amax = v; }
@@ -117,8 +121,8 @@ static inline float quantize_activation(const uint16_t* x, int64_t K, int16_t* x
 #if defined(__AVX512F__) && defined(__AVX512BW__)
     const __m512 vinv = _mm512_set1_ps(inv);
     for (; k + 16 <= K; k += 16)  /* round to nearest even, as lrintf does in the default mode */
-        _mm256_storeu_si256((__m256i*)(xq + k), _mm512_cvtsepi32_epi16(_mm512_cvtps_epi32(_mm512_mul_ps(BF(x + k), vinv))));
-#undef BF
+        _mm256_storeu_si256((__m256i*)(xq + k),
+                            _mm512_cvtsepi32_epi16(_mm512_cvtps_epi32(_mm512_mul_ps(bf16x16_to_f32(x + k), vinv))));
 #endif
     for (; k < K; k++) xq[k] = (int16_t)lrintf(bf16_to_f32(x[k]) * inv);
     return xs;
@@ -203,11 +207,7 @@ static inline void attend_head(const uint16_t* q, const uint16_t* k, const uint1
         for (int64_t j = 0; j < L; j++) {
             __m512 pj = _mm512_set1_ps(p[j]);
             const uint16_t* vj = v + j * D;
-            for (int64_t i = 0; i < nv; i++) {
-                __m512 vv = _mm512_castsi512_ps(_mm512_slli_epi32(
-                    _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)(vj + 16 * i))), 16));
-                a[i] = _mm512_fmadd_ps(pj, vv, a[i]);
-            }
+            for (int64_t i = 0; i < nv; i++) a[i] = _mm512_fmadd_ps(pj, bf16x16_to_f32(vj + 16 * i), a[i]);
         }
         for (int64_t i = 0; i < nv; i++) _mm512_storeu_ps(acc + 16 * i, a[i]);
         d0 = D;

@@ -61,8 +61,8 @@ static void block_values(const float* p, int64_t rows, int64_t stride, const voi
             __m512 acc[QB];
             for (int r = 0; r < QB; r++) acc[r] = _mm512_setzero_ps();
             for (int64_t j = 0; j < keys; j++) {
-                __m512 vv = f32 ? _mm512_loadu_ps((const float*)v + j * D + d0) : _mm512_castsi512_ps(_mm512_slli_epi32(
-                    _mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)((const uint16_t*)v + j * D + d0))), 16));
+                __m512 vv = f32 ? _mm512_loadu_ps((const float*)v + j * D + d0)
+                                : bf16x16_to_f32((const uint16_t*)v + j * D + d0);
                 for (int r = 0; r < QB; r++)
                     if (r < rows) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(p[r * stride + j]), vv, acc[r]);
             }
