@@ -1,4 +1,4 @@
-"""Optional CPU kernels (bf16 and int8 weights) compiled once with the system C compiler, loaded with ctypes.
+"""Optional CPU kernels (bf16, float32 and int8 weights) compiled once with the system C compiler, loaded with ctypes.
 
 Decode on a CPU multiplies one activation row by every weight matrix: it is a pure memory stream, and
 stock torch's bf16 and int8-weight paths read weights well below DRAM bandwidth. The C in inference/csrc
@@ -85,9 +85,10 @@ def load():
             lib = ctypes.CDLL(str(target))
             i64, ptr = ctypes.c_int64, ctypes.c_void_p
             lib.gemv_bf16.argtypes = [ptr, ptr, ptr, i64, i64, ctypes.c_int]
+            lib.gemv_f32.argtypes = [ptr, ptr, ptr, i64, i64]
             lib.gemv_int8.argtypes = [ptr, ptr, ptr, ptr, i64, i64, ctypes.c_int]
             f32 = ctypes.c_float
-            lib.attn_decode_bf16.argtypes = [ptr, ptr, ptr, ptr, i64, i64, i64, i64, i64, f32, ptr]
+            lib.attn_decode.argtypes = [ptr, ptr, ptr, ptr, i64, i64, i64, i64, i64, f32, ptr, ctypes.c_int]
             lib.rmsnorm_bf16.argtypes = [ptr, ptr, ptr, i64, i64, f32]
             lib.rmsnorm_bf16.restype = None
             lib.decode_step.argtypes = [ptr, i64, i64, ptr]
@@ -96,7 +97,7 @@ def load():
             lib.dequantize_int8_bf16.argtypes = [ptr, ptr, ptr, i64, i64]
             lib.dequantize_int8_bf16.restype = None
             # These allocate scratch memory: 0, or -1 when that failed (see checked()).
-            lib.gemv_bf16.restype = lib.gemv_int8.restype = lib.attn_decode_bf16.restype = ctypes.c_int
+            lib.gemv_bf16.restype = lib.gemv_f32.restype = lib.gemv_int8.restype = lib.attn_decode.restype = ctypes.c_int
             lib.decode_step.restype = ctypes.c_int
             if not lib.kernels_vectorised():
                 lib = None  # a scalar build would be slower than torch's own kernels
@@ -113,10 +114,13 @@ def checked(status: int) -> None:
         raise MemoryError("out of memory in the CPU kernels")
 
 
-def gemv_bf16(lib, weight: torch.Tensor, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """out[N] (bf16 or f32) = weight[N, K] (bf16, contiguous) @ x[K] (bf16, contiguous)."""
+def gemv(lib, weight: torch.Tensor, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """out[N] = weight[N, K] @ x[K] (both contiguous): bf16 weight and x with out bf16 or f32, or all float32."""
     n, k = weight.shape
-    checked(lib.gemv_bf16(weight.data_ptr(), x.data_ptr(), out.data_ptr(), n, k, int(out.dtype == torch.float32)))
+    if weight.dtype == torch.float32:
+        checked(lib.gemv_f32(weight.data_ptr(), x.data_ptr(), out.data_ptr(), n, k))
+    else:
+        checked(lib.gemv_bf16(weight.data_ptr(), x.data_ptr(), out.data_ptr(), n, k, int(out.dtype == torch.float32)))
     return out
 
 
@@ -128,17 +132,17 @@ def gemv_int8(lib, qweight: torch.Tensor, scales: torch.Tensor, x: torch.Tensor,
     return out
 
 
-def attn_decode_bf16(lib, q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, length: int,
-                     scale: float, slopes: torch.Tensor | None, out: torch.Tensor) -> torch.Tensor:
-    """out[H, D] = attention of q[H, D] over the first `length` positions of k/v_cache[KVH, S, D] (all bf16).
+def attn_decode(lib, q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tensor, length: int,
+                scale: float, slopes: torch.Tensor | None, out: torch.Tensor) -> torch.Tensor:
+    """out[H, D] = attention of q[H, D] over the first `length` positions of k/v_cache[KVH, S, D].
 
-    slopes (float32 [H]) adds ALiBi's slope * (j - (length - 1)) to the scores; None for RoPE models.
+    All bf16, or all float32. slopes (float32 [H]) adds ALiBi's slope * (j - (length - 1)) to the scores; None for RoPE models.
     """
     heads, dim = q.shape
     kv_heads, positions, _ = k_cache.shape
-    checked(lib.attn_decode_bf16(q.data_ptr(), k_cache.data_ptr(), v_cache.data_ptr(), out.data_ptr(), heads,
-                                 kv_heads, positions, length, dim, scale,
-                                 None if slopes is None else slopes.data_ptr()))
+    checked(lib.attn_decode(q.data_ptr(), k_cache.data_ptr(), v_cache.data_ptr(), out.data_ptr(), heads, kv_heads,
+                            positions, length, dim, scale, None if slopes is None else slopes.data_ptr(),
+                            int(q.dtype == torch.float32)))
     return out
 
 

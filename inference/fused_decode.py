@@ -2,9 +2,9 @@
 
 Step by step, a decode token costs ~15 small torch ops and a kernel call per layer, each with Python and
 OpenMP fork/join overhead; on a small model that is a fifth of the step. Here the embedding row, every
-layer and the logits run in one parallel region. It applies to bf16 models on the CPU whose linear
-layers are the C-kernel ones (CpuLinear, or Int8Linear for weight-only int8); `FusedDecode.build` returns
-None for anything else and the model keeps its step-by-step path.
+layer and the logits run in one parallel region. It applies to bf16 and float32 models on the CPU whose
+linear layers are the C-kernel ones (CpuLinear, or Int8Linear for weight-only int8 in a bf16 model);
+`FusedDecode.build` returns None for anything else and the model keeps its step-by-step path.
 """
 from __future__ import annotations
 
@@ -32,23 +32,24 @@ class Model(ctypes.Structure):
     _fields_ = [("layers", i64), ("hidden", i64), ("heads", i64), ("kv_heads", i64), ("head_dim", i64),
                 ("intermediate", i64), ("positions", i64), ("eps", f32), ("scale", f32), ("slopes", ptr),
                 ("rope_cos", ptr), ("rope_sin", ptr), ("embed", ptr), ("final_norm", ptr), ("lm_head", Matrix),
-                ("layer", ctypes.POINTER(Layer)), ("int8", ctypes.c_int32)]
+                ("layer", ctypes.POINTER(Layer)), ("int8", ctypes.c_int32), ("f32", ctypes.c_int32)]
 
 
-def _matrix(linear, keep: list) -> Matrix | None:
-    """The C description of a kernel-backed linear layer (its tensors appended to keep), else None."""
-    if isinstance(linear, Int8Linear) and linear._lib is not None:
+def _matrix(linear, dtype: torch.dtype, keep: list) -> Matrix | None:
+    """The C description of a kernel-backed linear layer of a `dtype` model (its tensors appended to keep)."""
+    if isinstance(linear, Int8Linear) and linear._lib is not None and dtype == torch.bfloat16:
         keep += [linear.qweight, linear.scales]
         return Matrix(linear.qweight.data_ptr(), linear.scales.data_ptr(), linear.out_features, linear.in_features)
-    if isinstance(linear, CpuLinear) and _bf16(linear.weight):
+    if isinstance(linear, CpuLinear) and _plain(dtype, linear.weight):
         keep.append(linear.weight)
         return Matrix(linear.weight.data_ptr(), None, linear.out_features, linear.in_features)
     return None
 
 
-def _bf16(*tensors: torch.Tensor | None) -> bool:
-    return all(t is None or (t.dtype == torch.bfloat16 and t.is_contiguous() and t.device.type == "cpu")
-               for t in tensors)
+def _plain(dtype: torch.dtype, *tensors: torch.Tensor | None) -> bool:
+    """Whether every tensor given is a contiguous CPU tensor of `dtype` (bf16 or float32)."""
+    return dtype in (torch.bfloat16, torch.float32) and all(
+        t is None or (t.dtype == dtype and t.is_contiguous() and t.device.type == "cpu") for t in tensors)
 
 
 class FusedDecode:
@@ -64,20 +65,20 @@ class FusedDecode:
         cfg, backbone = decoder.config, decoder.model
         if lib is None or not hasattr(lib, "decode_step"):
             return None
-        layers, keep = [], []
+        layers, keep, dtype = [], [], backbone.embed_tokens.weight.dtype
         for block in backbone.layers:
             attn, mlp = block.self_attn, block.mlp
-            mats = [_matrix(m, keep) for m in (attn.W_pack, attn.o_proj, mlp.gate_proj, mlp.up_proj, mlp.down_proj)]
+            mats = [_matrix(m, dtype, keep) for m in (attn.W_pack, attn.o_proj, mlp.gate_proj, mlp.up_proj, mlp.down_proj)]
             norms = (block.input_layernorm.weight, block.post_attention_layernorm.weight)
-            if None in mats or not _bf16(*norms, attn.k_cache, attn.v_cache):
+            if None in mats or not _plain(dtype, *norms, attn.k_cache, attn.v_cache):
                 return None
             layers.append(Layer(norms[0].data_ptr(), norms[1].data_ptr(), *mats,
                                 attn.k_cache.data_ptr(), attn.v_cache.data_ptr()))
             keep += [*norms, attn.k_cache, attn.v_cache]
-        head = _matrix(decoder.lm_head, keep)
+        head = _matrix(decoder.lm_head, dtype, keep)
         embed, final_norm = backbone.embed_tokens.weight, backbone.norm.weight
         rope = (decoder.rope_cos, decoder.rope_sin) if decoder.rope_cos is not None else (None, None)
-        if head is None or not _bf16(embed, final_norm, *rope) or cfg.num_heads % cfg.num_kv_heads:
+        if head is None or not _plain(dtype, embed, final_norm, *rope) or cfg.num_heads % cfg.num_kv_heads:
             return None
         slopes = None if decoder.alibi is None else decoder.alibi.float().contiguous()
         array = (Layer * len(layers))(*layers)
@@ -86,7 +87,7 @@ class FusedDecode:
                       cfg.intermediate_size, decoder.max_seq_len, backbone.norm.eps, 1.0 / math.sqrt(cfg.head_dim),
                       None if slopes is None else slopes.data_ptr(),
                       *(None if t is None else t.data_ptr() for t in rope), embed.data_ptr(), final_norm.data_ptr(),
-                      head, array, int(int8))
+                      head, array, int(int8), int(dtype == torch.float32))
         keep += [array, slopes, embed, final_norm, *rope]
         return cls(lib, model, keep)
 

@@ -66,10 +66,11 @@ class _KernelLinear(nn.Module):
 
 
 class CpuLinear(_KernelLinear):
-    """A bias-free bf16 linear layer (the same weight Parameter) whose one-row products use the C kernel.
+    """A bias-free bf16 or float32 linear layer (the same weight Parameter) whose one-row products use the C kernel.
 
     Decode multiplies a single activation row by each matrix; torch's bf16 path reads the weights at about
-    half of DRAM bandwidth here, the kernel at about 90 %. Several rows (prefill) stay on F.linear (oneDNN).
+    half of DRAM bandwidth here (float32: ~40 %), the kernel at about 90 %. Several rows (prefill) stay on
+    F.linear (oneDNN).
     """
 
     def __init__(self, linear: nn.Linear, lib):
@@ -78,10 +79,12 @@ class CpuLinear(_KernelLinear):
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self._lib = lib
 
-    def forward(self, x: torch.Tensor, out_dtype: torch.dtype = torch.bfloat16) -> torch.Tensor:
-        if _single_row(x) and x.dtype == torch.bfloat16 and self.weight.is_contiguous():
+    def forward(self, x: torch.Tensor, out_dtype: torch.dtype | None = None) -> torch.Tensor:
+        out_dtype = out_dtype or x.dtype
+        if _single_row(x) and x.dtype == self.weight.dtype and self.weight.is_contiguous() and (
+                x.dtype == torch.bfloat16 or out_dtype == torch.float32):
             out = torch.empty(*x.shape[:-1], self.out_features, dtype=out_dtype)
-            return cpu_kernels.gemv_bf16(self._lib, self.weight, x.contiguous(), out)
+            return cpu_kernels.gemv(self._lib, self.weight, x.contiguous(), out)
         return F.linear(x, self.weight).to(out_dtype)
 
 
@@ -159,7 +162,7 @@ def _linears(model: nn.Module):
 
 
 def optimize_linears(model: nn.Module, dtype: torch.dtype, device: torch.device, quantize: str | None = None) -> dict:
-    """Swap the model's bias-free nn.Linear layers for CpuLinear (bf16 on a CPU) or Int8Linear (quantize="int8").
+    """Swap the bias-free nn.Linear layers for CpuLinear (bf16 or float32 on a CPU) or Int8Linear (quantize="int8").
 
     Layers are converted one at a time and each bf16 matrix is released as soon as its int8 copy exists,
     so quantizing never holds a second copy of the whole model (a tied lm_head gets its own int8 copy; the
@@ -172,27 +175,25 @@ def optimize_linears(model: nn.Module, dtype: torch.dtype, device: torch.device,
             linear = getattr(parent, name)
             if quantize == "int8":
                 new = Int8Linear.from_weight(linear.weight, lib)
-            elif lib is not None and dtype == torch.bfloat16:
+            elif lib is not None and dtype in (torch.bfloat16, torch.float32):
                 new = CpuLinear(linear, lib)
             else:
                 continue
             setattr(parent, name, new)
             del linear, new  # the bf16 matrix is freed here unless another module still holds it
     usable = lib is not None and hasattr(model, "use_attention_kernels")
-    attention = usable and dtype == torch.bfloat16  # decode attention and RMSNorm kernels: bf16 only
-    prefill = usable and dtype in (torch.bfloat16, torch.float32)  # prefill attention: either
-    if prefill:
-        model.use_attention_kernels(functools.partial(_attend, lib) if attention else None,
-                                    functools.partial(cpu_kernels.attn_prefill, lib))
+    attention = usable and dtype in (torch.bfloat16, torch.float32)
     if attention:
+        model.use_attention_kernels(functools.partial(_attend, lib), functools.partial(cpu_kernels.attn_prefill, lib))
+    if attention and dtype == torch.bfloat16:
         for module in model.modules():  # RMSNorm: one call instead of eight small torch ops per step
             if hasattr(module, "kernel") and hasattr(module, "eps"):
                 module.kernel = functools.partial(cpu_kernels.rmsnorm_bf16, lib)
     kernel_layers = sum(isinstance(m, (CpuLinear, Int8Linear)) for m in model.modules())
     return {"layers": kernel_layers, "quantize": quantize, "cpu_kernels": lib is not None, "decode_attention": attention,
-            "prefill_attention": prefill}
+            "prefill_attention": attention}
 
 
 def _attend(lib, q, k_cache, v_cache, length, *, scale, slopes):
-    """One-position attention over the bf16 KV cache with the C kernel (SDPA's CPU path is ~10x slower here)."""
-    return cpu_kernels.attn_decode_bf16(lib, q, k_cache, v_cache, length, scale, slopes, torch.empty_like(q))
+    """One-position attention over the KV cache with the C kernel (SDPA's CPU path is ~10x slower here)."""
+    return cpu_kernels.attn_decode(lib, q, k_cache, v_cache, length, scale, slopes, torch.empty_like(q))

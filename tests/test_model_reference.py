@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
+from inference import cpu_kernels
 from inference.engine import Engine
 from inference.fixtures import WEIGHT_FORMATS, write_model_folder
 
@@ -116,6 +117,8 @@ def test_rope_folder_matches_transformers_llama(folders):
     folder = folders["rope"]
     engine = load(folder)
     assert engine.config.position_embedding == "rope" and engine.config.norm_head
+    # where the C kernels build, the decode steps below are the one-call C step (float32): checked here too
+    assert engine.kernels["fused_decode"] == (cpu_kernels.load() is not None)
     ids = token_ids(folder, 40)
     expected = llama_logits(llama_reference(folder, norm_head=True), ids)
     assert_close(step_logits(engine, ids), expected)  # every position, through the KV cache

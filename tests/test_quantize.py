@@ -87,17 +87,33 @@ def test_bf16_kernel_matches_f_linear():
 
 
 @needs_kernels
+def test_float32_kernel_matches_float64_product():
+    lib = cpu_kernels.load()
+    for n, k in ((1, 7), (37, 33), (203, 1000), (1100, 1024)):
+        linear = torch.nn.Linear(k, n, bias=False)
+        fast = CpuLinear(linear, lib)
+        x = torch.randn(1, k)
+        exact = F.linear(x.double(), linear.weight.double())
+        got = fast(x)
+        assert got.dtype == torch.float32 and fast.logits(x).dtype == torch.float32
+        assert (got.double() - exact).abs().max() <= 1e-5 * exact.abs().max()
+        xs = torch.randn(4, k)
+        assert torch.equal(fast(xs), F.linear(xs, linear.weight))
+
+
+@needs_kernels
+@pytest.mark.parametrize("dtype,tolerance", [(torch.bfloat16, 0.02), (torch.float32, 1e-5)])
 @pytest.mark.parametrize("heads,kv_heads,length,alibi", [(16, 16, 1, False), (8, 2, 50, True), (6, 6, 333, True),
                                                          (9, 3, 700, False)])
-def test_decode_attention_kernel_matches_sdpa(heads, kv_heads, length, alibi):
+def test_decode_attention_kernel_matches_sdpa(heads, kv_heads, length, alibi, dtype, tolerance):
     lib = cpu_kernels.load()
     dim, positions = 64, 1024
-    k_cache = torch.randn(kv_heads, positions, dim).to(torch.bfloat16)
-    v_cache = torch.randn(kv_heads, positions, dim).to(torch.bfloat16)
-    q = torch.randn(heads, dim).to(torch.bfloat16)
+    k_cache = torch.randn(kv_heads, positions, dim).to(dtype)
+    v_cache = torch.randn(kv_heads, positions, dim).to(dtype)
+    q = torch.randn(heads, dim).to(dtype)
     slopes = torch.tensor([2.0 ** -(i + 1) for i in range(heads)]) if alibi else None
-    out = cpu_kernels.attn_decode_bf16(lib, q, k_cache, v_cache, length, dim ** -0.5, slopes,
-                                       torch.empty(heads, dim, dtype=torch.bfloat16))
+    out = cpu_kernels.attn_decode(lib, q, k_cache, v_cache, length, dim ** -0.5, slopes,
+                                  torch.empty(heads, dim, dtype=dtype))
     group = heads // kv_heads
     keys = k_cache[:, :length].float().repeat_interleave(group, 0)
     values = v_cache[:, :length].float().repeat_interleave(group, 0)
@@ -105,7 +121,7 @@ def test_decode_attention_kernel_matches_sdpa(heads, kv_heads, length, alibi):
     if alibi:
         bias = (slopes[:, None] * (torch.arange(length) - (length - 1)).float())[:, None, :]
     expected = F.scaled_dot_product_attention(q.float()[:, None], keys, values, attn_mask=bias)[:, 0]
-    assert (out.float() - expected).abs().max() < 0.02
+    assert (out.float() - expected).abs().max() < tolerance
 
 
 # ---- engines ----------------------------------------------------------------------------------------
@@ -143,12 +159,13 @@ def test_int8_quantization_releases_the_bf16_matrices(folders):
     assert all(not hasattr(m, "weight") for m in linear_weights)
 
 
-def test_optimize_linears_leaves_float32_models_on_torch_kernels(folders):
-    engine = Engine.load(folders["rope"], device="cpu", dtype="float32")
-    assert engine.kernels["layers"] == 0
-    assert any(type(m) is torch.nn.Linear for m in engine.model.modules())
-    assert optimize_linears(torch.nn.Sequential(torch.nn.Linear(4, 4)), torch.float32, torch.device("cpu"))[
+def test_optimize_linears_leaves_other_dtypes_and_no_compiler_on_torch_kernels(monkeypatch, folders):
+    assert optimize_linears(torch.nn.Sequential(torch.nn.Linear(4, 4)), torch.float16, torch.device("cpu"))[
         "layers"] == 0
+    monkeypatch.setenv("BAICHUAN_NO_CPU_KERNELS", "1")
+    engine = Engine.load(folders["rope"], device="cpu", dtype="float32")
+    assert engine.kernels["layers"] == 0 and not engine.kernels["fused_decode"]
+    assert any(type(m) is torch.nn.Linear for m in engine.model.modules())
 
 
 def test_quantize_option_is_validated():
@@ -221,17 +238,17 @@ def test_rmsnorm_kernel_matches_the_torch_formula(rows, size):
 
 @needs_kernels
 @pytest.mark.parametrize("name", ["rope", "alibi"])
-@pytest.mark.parametrize("quantize", [None, "int8"])
-def test_fused_decode_step_matches_the_step_by_step_path(folders, name, quantize):
+@pytest.mark.parametrize("dtype,quantize", [("bfloat16", None), ("bfloat16", "int8"), ("float32", None)])
+def test_fused_decode_step_matches_the_step_by_step_path(folders, name, dtype, quantize):
     """The one-call C decode step computes what the torch modules compute, roundings included."""
-    engine = Engine.load(folders[name], device="cpu", dtype="bfloat16", quantize=quantize)
+    engine = Engine.load(folders[name], device="cpu", dtype=dtype, quantize=quantize)
     assert engine.kernels["fused_decode"] and engine.model.fused_step is not None
     ids = ids_for(engine, 40, seed=5)
     fused = step_logits(engine, ids, prefill=4)
     engine.model.fused_step = None
     stepwise = step_logits(engine, ids, prefill=4)
     assert F.cosine_similarity(fused, stepwise, dim=-1).min() > 0.9999
-    assert (fused - stepwise).abs().max() <= 0.02 * stepwise.abs().max()
+    assert (fused - stepwise).abs().max() <= (1e-5 if dtype == "float32" else 0.02) * stepwise.abs().max()
     assert torch.equal(fused.argmax(-1), stepwise.argmax(-1))
 
 

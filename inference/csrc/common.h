@@ -21,16 +21,55 @@ static inline uint16_t f32_to_bf16(float f) {
 }
 /* A float rounded to bf16 precision, as a torch bf16 op stores its result. */
 static inline float round_bf16(float f) { return bf16_to_f32(f32_to_bf16(f)); }
-static inline void store(void* y, int out_f32, int64_t n, float v) {
-    if (out_f32) ((float*)y)[n] = v; else ((uint16_t*)y)[n] = f32_to_bf16(v);
+/* Activations and caches hold bf16, or float32 in a float32 model (f32 set): element i as a float, element
+   i stored (rounded to bf16 unless f32), a product rounded as the model's dtype stores it, element i's address. */
+static inline float load(const void* p, int64_t i, int f32) {
+    return f32 ? ((const float*)p)[i] : bf16_to_f32(((const uint16_t*)p)[i]);
 }
+static inline void store(void* y, int f32, int64_t n, float v) {
+    if (f32) ((float*)y)[n] = v; else ((uint16_t*)y)[n] = f32_to_bf16(v);
+}
+static inline float round_to(float v, int f32) { return f32 ? v : round_bf16(v); }
+static inline const void* element(const void* p, int64_t i, int f32) { return (const char*)p + i * (f32 ? 4 : 2); }
 
 #if defined(__AVX512F__)
 /* 16 bf16 values widened to float32 (exact: bf16 is the top half of a float32). */
 static inline __m512 bf16x16_to_f32(const uint16_t* p) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i*)p)), 16));
 }
+/* 16 elements from i on, as float32 (see load). */
+static inline __m512 load16(const void* p, int64_t i, int f32) {
+    return f32 ? _mm512_loadu_ps((const float*)p + i) : bf16x16_to_f32((const uint16_t*)p + i);
+}
 #endif
+
+/* Dot product of one float32 weight row with float32 x. */
+static inline float dot_f32(const float* w, const float* x, int64_t K) {
+    int64_t k = 0;
+    float s = 0.0f;
+#if defined(__AVX512F__)
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    for (; k + 64 <= K; k += 64) {
+        a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k), _mm512_loadu_ps(x + k), a0);
+        a1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k + 16), _mm512_loadu_ps(x + k + 16), a1);
+        a2 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k + 32), _mm512_loadu_ps(x + k + 32), a2);
+        a3 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k + 48), _mm512_loadu_ps(x + k + 48), a3);
+    }
+    for (; k + 16 <= K; k += 16) a0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + k), _mm512_loadu_ps(x + k), a0);
+    s = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+#elif defined(__AVX2__) && defined(__FMA__)
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0;
+    for (; k + 16 <= K; k += 16) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + k), _mm256_loadu_ps(x + k), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + k + 8), _mm256_loadu_ps(x + k + 8), a1);
+    }
+    float t[8];
+    _mm256_storeu_ps(t, _mm256_add_ps(a0, a1));
+    s = t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7];
+#endif
+    for (; k < K; k++) s += w[k] * x[k];
+    return s;
+}
 
 /* Dot product of one bf16 weight row with bf16 x (xf: the same x in float32, for CPUs without
    AVX-512-BF16). Rows are walked one at a time, so each thread reads one contiguous stretch of the
@@ -185,14 +224,17 @@ static inline int head_scratch_alloc(HeadScratch* h, int64_t L, int64_t D) {
 }
 static inline void head_scratch_free(HeadScratch* h) { free(h->p); free(h->qf); free(h->acc); }
 
-/* One head of one-position attention over a bf16 cache: out = softmax(scale * K q + slope * (j - (L-1))) V.
-   q, out: [D] bf16; k, v: [L, D] bf16 rows; p (L floats), qf and acc (D floats each): scratch. */
-static inline void attend_head(const uint16_t* q, const uint16_t* k, const uint16_t* v, int64_t L, int64_t D,
-                               float scale, float slope, float* p, float* qf, float* acc, uint16_t* out) {
-    for (int64_t d = 0; d < D; d++) qf[d] = bf16_to_f32(q[d]);
+/* One head of one-position attention over a cache of bf16 (or float32, f32 set) rows:
+   out = softmax(scale * K q + slope * (j - (L-1))) V. q, out: [D]; k, v: [L, D] rows; p (L floats), qf and acc
+   (D floats each): scratch. */
+static inline void attend_head(const void* q, const void* k, const void* v, int64_t L, int64_t D, float scale,
+                               float slope, float* p, float* qf, float* acc, void* out, int f32) {
+    for (int64_t d = 0; d < D; d++) qf[d] = load(q, d, f32);
     float m = -3.0e38f;
     for (int64_t j = 0; j < L; j++) {
-        float s = dot_bf16(k + j * D, q, qf, D) * scale + slope * (float)(j - (L - 1));
+        const void* kj = element(k, j * D, f32);
+        float s = (f32 ? dot_f32((const float*)kj, qf, D) : dot_bf16((const uint16_t*)kj, (const uint16_t*)q, qf, D))
+                  * scale + slope * (float)(j - (L - 1));
         p[j] = s;
         if (s > m) m = s;
     }
@@ -206,8 +248,7 @@ static inline void attend_head(const uint16_t* q, const uint16_t* k, const uint1
         for (int64_t i = 0; i < nv; i++) a[i] = _mm512_setzero_ps();
         for (int64_t j = 0; j < L; j++) {
             __m512 pj = _mm512_set1_ps(p[j]);
-            const uint16_t* vj = v + j * D;
-            for (int64_t i = 0; i < nv; i++) a[i] = _mm512_fmadd_ps(pj, bf16x16_to_f32(vj + 16 * i), a[i]);
+            for (int64_t i = 0; i < nv; i++) a[i] = _mm512_fmadd_ps(pj, load16(v, j * D + 16 * i, f32), a[i]);
         }
         for (int64_t i = 0; i < nv; i++) _mm512_storeu_ps(acc + 16 * i, a[i]);
         d0 = D;
@@ -215,16 +256,17 @@ static inline void attend_head(const uint16_t* q, const uint16_t* k, const uint1
 #endif
     if (d0 == 0)
         for (int64_t j = 0; j < L; j++)
-            for (int64_t d = 0; d < D; d++) acc[d] += p[j] * bf16_to_f32(v[j * D + d]);
+            for (int64_t d = 0; d < D; d++) acc[d] += p[j] * load(v, j * D + d, f32);
     float inv = 1.0f / sum;
-    for (int64_t d = 0; d < D; d++) out[d] = f32_to_bf16(acc[d] * inv);
+    for (int64_t d = 0; d < D; d++) store(out, f32, d, acc[d] * inv);
 }
 
-/* HF's LlamaRMSNorm in bf16 for one row: out = bf16(w * bf16(x * 1/sqrt(mean(x^2) + eps))), sums in f32. */
-static inline void rmsnorm_row(const uint16_t* x, const uint16_t* w, uint16_t* out, int64_t n, float eps) {
+/* HF's LlamaRMSNorm for one row: out = w * dtype(x * 1/sqrt(mean(x^2) + eps)), sums in f32; x, w and out are
+   bf16 (each product rounded) or float32 (f32 set). */
+static inline void rmsnorm_row(const void* x, const void* w, void* out, int64_t n, float eps, int f32) {
     float ss = 0.0f;
     #pragma omp simd reduction(+:ss)
-    for (int64_t i = 0; i < n; i++) { float v = bf16_to_f32(x[i]); ss += v * v; }
+    for (int64_t i = 0; i < n; i++) { float v = load(x, i, f32); ss += v * v; }
     float inv = 1.0f / sqrtf(ss / (float)n + eps);
-    for (int64_t i = 0; i < n; i++) out[i] = f32_to_bf16(bf16_to_f32(w[i]) * round_bf16(bf16_to_f32(x[i]) * inv));
+    for (int64_t i = 0; i < n; i++) store(out, f32, i, load(w, i, f32) * round_to(load(x, i, f32) * inv, f32));
 }

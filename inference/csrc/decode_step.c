@@ -5,59 +5,66 @@
    so it agrees with the step-by-step path to within the order of float32 summation. */
 #include "common.h"
 
-typedef struct {              /* one weight matrix: bf16 rows, or int8 rows with one float32 scale each */
+typedef struct {              /* one weight matrix: rows in the model's dtype, or int8 rows with a float32 scale each */
     const void* weight;
-    const float* scales;      /* NULL for bf16 */
+    const float* scales;      /* NULL unless int8 */
     int64_t rows, cols;
 } Matrix;
 
+/* Below, "act" tensors (norm weights, caches, RoPE tables, embedding, activations) hold bf16, or float32 in a
+   float32 model (Model.f32 set); see load/store in common.h. */
 typedef struct {
-    const uint16_t* input_norm;
-    const uint16_t* post_attention_norm;
+    const void* input_norm;
+    const void* post_attention_norm;
     Matrix qkv, o, gate, up, down;
-    uint16_t* k_cache;        /* [kv_heads, positions, head_dim] */
-    uint16_t* v_cache;
+    void* k_cache;            /* [kv_heads, positions, head_dim] */
+    void* v_cache;
 } Layer;
 
 typedef struct {
     int64_t layers, hidden, heads, kv_heads, head_dim, intermediate, positions;
     float eps, scale;
     const float* slopes;      /* ALiBi slopes [heads], or NULL for RoPE */
-    const uint16_t* rope_cos; /* [positions, head_dim] bf16, and the sine with its first half negated */
-    const uint16_t* rope_sin;
-    const uint16_t* embed;    /* [vocab, hidden] bf16 */
-    const uint16_t* final_norm;
+    const void* rope_cos;     /* [positions, head_dim], and the sine with its first half negated */
+    const void* rope_sin;
+    const void* embed;        /* [vocab, hidden] */
+    const void* final_norm;
     Matrix lm_head;
     const Layer* layer;
-    int32_t int8;             /* 1 when some matrix is int8: inputs then also get their int16 copy */
+    int32_t int8;             /* 1 when some matrix is int8 (bf16 models only): inputs then also get an int16 copy */
+    int32_t f32;              /* 1 for a float32 model */
 } Model;
 
-typedef struct {              /* a vector about to be multiplied: bf16, and float32 or int16 copies */
-    const uint16_t* x;
+typedef struct {              /* a vector about to be multiplied, and its float32 or int16 copies */
+    const void* x;
     float* xf;
     int16_t* xq;
     float xs;
+    int f32;                  /* x is float32 (xf then equals it) */
 } Input;
 
-static void prepare(Input* in, const uint16_t* x, int64_t n, int int8) {
+static void prepare(Input* in, const void* x, int64_t n, const Model* m) {
     in->x = x;
-    for (int64_t k = 0; k < n; k++) in->xf[k] = bf16_to_f32(x[k]);
-    if (int8) in->xs = quantize_activation(x, n, in->xq);
+    in->f32 = m->f32;
+    for (int64_t k = 0; k < n; k++) in->xf[k] = load(x, k, m->f32);
+    if (m->int8) in->xs = quantize_activation((const uint16_t*)x, n, in->xq);
 }
 
 static inline float row_dot(const Matrix* m, int64_t n, const Input* in) {
     if (m->scales)
         return (float)dot_int8((const int8_t*)m->weight + n * m->cols, in->xq, m->cols) * in->xs * m->scales[n];
-    return dot_bf16((const uint16_t*)m->weight + n * m->cols, in->x, in->xf, m->cols);
+    if (in->f32)
+        return dot_f32((const float*)m->weight + n * m->cols, in->xf, m->cols);
+    return dot_bf16((const uint16_t*)m->weight + n * m->cols, (const uint16_t*)in->x, in->xf, m->cols);
 }
 
 /* RoPE (rotate-half) of one head in place: x * cos + swap_halves(x) * signed_sin, each product rounded. */
-static void rope_head(uint16_t* x, const uint16_t* cos, const uint16_t* sin, int64_t D, float* tmp) {
+static void rope_head(void* x, const void* cos, const void* sin, int64_t D, float* tmp, int f32) {
     int64_t half = D / 2;
-    for (int64_t d = 0; d < D; d++) tmp[d] = bf16_to_f32(x[d]);
+    for (int64_t d = 0; d < D; d++) tmp[d] = load(x, d, f32);
     for (int64_t d = 0; d < D; d++) {
         float swapped = tmp[d < half ? d + half : d - half];
-        x[d] = f32_to_bf16(round_bf16(tmp[d] * bf16_to_f32(cos[d])) + round_bf16(swapped * bf16_to_f32(sin[d])));
+        store(x, f32, d, round_to(tmp[d] * load(cos, d, f32), f32) + round_to(swapped * load(sin, d, f32), f32));
     }
 }
 
@@ -68,16 +75,17 @@ static inline float silu(float g) { return g / (1.0f + expf(-g)); }
 int decode_step(const Model* m, int64_t token, int64_t pos, float* logits) {
     const int64_t H = m->heads, KVH = m->kv_heads, D = m->head_dim, hidden = m->hidden, inter = m->intermediate;
     const int64_t widest = (hidden > inter ? hidden : inter) > H * D ? (hidden > inter ? hidden : inter) : H * D;
-    const int64_t L = pos + 1, group = H / KVH;
-    uint16_t* x = (uint16_t*)malloc(sizeof(uint16_t) * (size_t)hidden);
-    uint16_t* normed = (uint16_t*)malloc(sizeof(uint16_t) * (size_t)hidden);
-    uint16_t* qkv = (uint16_t*)malloc(sizeof(uint16_t) * (size_t)((H + 2 * KVH) * D));
-    uint16_t* attn = (uint16_t*)malloc(sizeof(uint16_t) * (size_t)(H * D));
-    uint16_t* gated = (uint16_t*)malloc(sizeof(uint16_t) * (size_t)inter);
+    const int f32 = m->f32;
+    const int64_t L = pos + 1, group = H / KVH, elt = f32 ? 4 : 2, row = D * elt;  /* bytes: one element, one head */
+    char* x = (char*)malloc((size_t)(elt * hidden));
+    char* normed = (char*)malloc((size_t)(elt * hidden));
+    char* qkv = (char*)malloc((size_t)(row * (H + 2 * KVH)));
+    char* attn = (char*)malloc((size_t)(row * H));
+    char* gated = (char*)malloc((size_t)(elt * inter));
     Input in = {NULL, (float*)malloc(sizeof(float) * (size_t)(widest + 16)),
-                (int16_t*)malloc(sizeof(int16_t) * (size_t)(widest + 64)), 1.0f};
+                (int16_t*)malloc(sizeof(int16_t) * (size_t)(widest + 64)), 1.0f, f32};
     int failed = !x || !normed || !qkv || !attn || !gated || !in.xf || !in.xq;
-    if (!failed) memcpy(x, m->embed + token * hidden, sizeof(uint16_t) * (size_t)hidden);
+    if (!failed) memcpy(x, element(m->embed, token * hidden, f32), (size_t)(elt * hidden));
     #pragma omp parallel if (!failed)
     {
         HeadScratch t;
@@ -89,44 +97,45 @@ int decode_step(const Model* m, int64_t token, int64_t pos, float* logits) {
         for (int64_t l = 0; l < (failed ? 0 : m->layers); l++) {
             const Layer* ly = &m->layer[l];
             #pragma omp single
-            { rmsnorm_row(x, ly->input_norm, normed, hidden, m->eps); prepare(&in, normed, hidden, m->int8); }
+            { rmsnorm_row(x, ly->input_norm, normed, hidden, m->eps, f32); prepare(&in, normed, hidden, m); }
             #pragma omp for schedule(guided, 32)
-            for (int64_t n = 0; n < ly->qkv.rows; n++) qkv[n] = f32_to_bf16(row_dot(&ly->qkv, n, &in));
+            for (int64_t n = 0; n < ly->qkv.rows; n++) store(qkv, f32, n, row_dot(&ly->qkv, n, &in));
             #pragma omp single
             {
                 for (int64_t h = 0; m->rope_cos && h < H + KVH; h++)
-                    rope_head(qkv + h * D, m->rope_cos + pos * D, m->rope_sin + pos * D, D, t.qf);
+                    rope_head(qkv + h * row, element(m->rope_cos, pos * D, f32), element(m->rope_sin, pos * D, f32),
+                              D, t.qf, f32);
                 for (int64_t g = 0; g < KVH; g++) {
-                    memcpy(ly->k_cache + (g * m->positions + pos) * D, qkv + (H + g) * D, sizeof(uint16_t) * (size_t)D);
-                    memcpy(ly->v_cache + (g * m->positions + pos) * D, qkv + (H + KVH + g) * D, sizeof(uint16_t) * (size_t)D);
+                    memcpy((char*)ly->k_cache + (g * m->positions + pos) * row, qkv + (H + g) * row, (size_t)row);
+                    memcpy((char*)ly->v_cache + (g * m->positions + pos) * row, qkv + (H + KVH + g) * row, (size_t)row);
                 }
             }
             #pragma omp for schedule(dynamic, 1)
             for (int64_t h = 0; h < H; h++)
-                attend_head(qkv + h * D, ly->k_cache + (h / group) * m->positions * D,
-                            ly->v_cache + (h / group) * m->positions * D, L, D, m->scale,
-                            m->slopes ? m->slopes[h] : 0.0f, t.p, t.qf, t.acc, attn + h * D);
+                attend_head(qkv + h * row, (const char*)ly->k_cache + (h / group) * m->positions * row,
+                            (const char*)ly->v_cache + (h / group) * m->positions * row, L, D, m->scale,
+                            m->slopes ? m->slopes[h] : 0.0f, t.p, t.qf, t.acc, attn + h * row, f32);
             #pragma omp single
-            prepare(&in, attn, H * D, m->int8);
+            prepare(&in, attn, H * D, m);
             #pragma omp for schedule(guided, 32)
             for (int64_t n = 0; n < hidden; n++)
-                x[n] = f32_to_bf16(bf16_to_f32(x[n]) + round_bf16(row_dot(&ly->o, n, &in)));
+                store(x, f32, n, load(x, n, f32) + round_to(row_dot(&ly->o, n, &in), f32));
             #pragma omp single
-            { rmsnorm_row(x, ly->post_attention_norm, normed, hidden, m->eps); prepare(&in, normed, hidden, m->int8); }
+            { rmsnorm_row(x, ly->post_attention_norm, normed, hidden, m->eps, f32); prepare(&in, normed, hidden, m); }
             #pragma omp for schedule(guided, 32)
             for (int64_t n = 0; n < inter; n++) {
-                float g = round_bf16(row_dot(&ly->gate, n, &in)), u = round_bf16(row_dot(&ly->up, n, &in));
-                gated[n] = f32_to_bf16(round_bf16(silu(g)) * u);
+                float g = round_to(row_dot(&ly->gate, n, &in), f32), u = round_to(row_dot(&ly->up, n, &in), f32);
+                store(gated, f32, n, round_to(silu(g), f32) * u);
             }
             #pragma omp single
-            prepare(&in, gated, inter, m->int8);
+            prepare(&in, gated, inter, m);
             #pragma omp for schedule(guided, 32)
             for (int64_t n = 0; n < hidden; n++)
-                x[n] = f32_to_bf16(bf16_to_f32(x[n]) + round_bf16(row_dot(&ly->down, n, &in)));
+                store(x, f32, n, load(x, n, f32) + round_to(row_dot(&ly->down, n, &in), f32));
         }
         if (!failed) {
             #pragma omp single
-            { rmsnorm_row(x, m->final_norm, normed, hidden, m->eps); prepare(&in, normed, hidden, m->int8); }
+            { rmsnorm_row(x, m->final_norm, normed, hidden, m->eps, f32); prepare(&in, normed, hidden, m); }
             #pragma omp for schedule(guided, 64)
             for (int64_t n = 0; n < m->lm_head.rows; n++) logits[n] = row_dot(&m->lm_head, n, &in);
         }

@@ -1,4 +1,5 @@
-/* The CPU kernels torch calls one at a time: bf16 and int8 matrix-vector products, decode attention, RMSNorm. */
+/* The CPU kernels torch calls one at a time: bf16, float32 and int8 matrix-vector products, decode attention,
+   RMSNorm. */
 #include "common.h"
 
 /* 1 when this build has a vector path (AVX-512 or AVX2); callers use torch's kernels otherwise. */
@@ -24,6 +25,13 @@ int gemv_bf16(const uint16_t* W, const uint16_t* x, void* y, int64_t N, int64_t 
     return 0;
 }
 
+/* y[n] = sum_k W[n,k] x[k] for float32 W (N x K, row-major), x and y. */
+int gemv_f32(const float* W, const float* x, float* y, int64_t N, int64_t K) {
+    #pragma omp parallel for schedule(dynamic, 256) if (N * K >= PARALLEL_MIN / 2)
+    for (int64_t n = 0; n < N; n++) y[n] = dot_f32(W + n * K, x, K);
+    return 0;
+}
+
 /* y[n] = scale[n] * sum_k Q[n,k] x[k] for int8 Q (N x K, row-major), f32 scales and bf16 x; y bf16 or f32. */
 int gemv_int8(const int8_t* Q, const float* scale, const uint16_t* x, void* y, int64_t N, int64_t K, int out_f32) {
     int16_t* xq = (int16_t*)malloc(sizeof(int16_t) * (size_t)(K + 64));
@@ -35,11 +43,12 @@ int gemv_int8(const int8_t* Q, const float* scale, const uint16_t* x, void* y, i
     return 0;
 }
 
-/* Attention of one new position (decode) over a bf16 KV cache, per head:
+/* Attention of one new position (decode) over a KV cache, per head:
    out[h] = softmax(scale * K[g] q[h] + slope[h] * (j - (L-1))) V[g],  g = h / (H / KVH).
-   q, out: [H, D] bf16; k, v: cache [KVH, S, D] bf16 (S = allocated positions, L used); slopes: [H] or NULL. */
-int attn_decode_bf16(const uint16_t* q, const uint16_t* kc, const uint16_t* vc, uint16_t* out,
-                     int64_t H, int64_t KVH, int64_t S, int64_t L, int64_t D, float scale, const float* slopes) {
+   q, out: [H, D]; k, v: cache [KVH, S, D] (S = allocated positions, L used); all bf16, or all float32 with f32
+   set; slopes: [H] or NULL. */
+int attn_decode(const void* q, const void* kc, const void* vc, void* out, int64_t H, int64_t KVH, int64_t S,
+                int64_t L, int64_t D, float scale, const float* slopes, int f32) {
     int64_t group = H / KVH;
     int failed = 0;
     #pragma omp parallel if (H * L * D >= PARALLEL_MIN / 4)
@@ -53,8 +62,9 @@ int attn_decode_bf16(const uint16_t* q, const uint16_t* kc, const uint16_t* vc, 
         if (!failed) {
             #pragma omp for schedule(dynamic, 1)
             for (int64_t h = 0; h < H; h++)
-                attend_head(q + h * D, kc + (h / group) * S * D, vc + (h / group) * S * D, L, D, scale,
-                            slopes ? slopes[h] : 0.0f, t.p, t.qf, t.acc, out + h * D);
+                attend_head(element(q, h * D, f32), element(kc, (h / group) * S * D, f32),
+                            element(vc, (h / group) * S * D, f32), L, D, scale, slopes ? slopes[h] : 0.0f,
+                            t.p, t.qf, t.acc, (void*)element(out, h * D, f32), f32);
         }
         head_scratch_free(&t);
     }
@@ -64,7 +74,7 @@ int attn_decode_bf16(const uint16_t* q, const uint16_t* kc, const uint16_t* vc, 
 /* RMSNorm of each row of x (rows x n, bf16) by the bf16 weight w, as HF's LlamaRMSNorm computes it. */
 void rmsnorm_bf16(const uint16_t* x, const uint16_t* w, uint16_t* out, int64_t rows, int64_t n, float eps) {
     #pragma omp parallel for schedule(static) if (rows > 8)
-    for (int64_t r = 0; r < rows; r++) rmsnorm_row(x + r * n, w, out + r * n, n, eps);
+    for (int64_t r = 0; r < rows; r++) rmsnorm_row(x + r * n, w, out + r * n, n, eps, 0);
 }
 
 /* W[n, k] = bf16(Q[n, k] * scale[n]) for int8 Q (N x K): the matrix a several-row (prefill) product uses. */

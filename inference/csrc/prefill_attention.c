@@ -8,13 +8,6 @@
 
 #define QB 8    /* query rows per block: 8 accumulators of 16 keys each */
 
-/* q, the cache and out hold bf16, or float32 when f32 is set (a float32 model). */
-static inline float load(const void* p, int64_t i, int f32) {
-    return f32 ? ((const float*)p)[i] : bf16_to_f32(((const uint16_t*)p)[i]);
-}
-static inline void put(void* p, int64_t i, float v, int f32) {
-    if (f32) ((float*)p)[i] = v; else ((uint16_t*)p)[i] = f32_to_bf16(v);
-}
 #define KB 16   /* keys per packed block (one AVX-512 register of float32) */
 
 /* kt[b][d][c] = k[b*KB + c][d] as float32, zero past `keys`. */
@@ -61,15 +54,14 @@ static void block_values(const float* p, int64_t rows, int64_t stride, const voi
             __m512 acc[QB];
             for (int r = 0; r < QB; r++) acc[r] = _mm512_setzero_ps();
             for (int64_t j = 0; j < keys; j++) {
-                __m512 vv = f32 ? _mm512_loadu_ps((const float*)v + j * D + d0)
-                                : bf16x16_to_f32((const uint16_t*)v + j * D + d0);
+                __m512 vv = load16(v, j * D + d0, f32);
                 for (int r = 0; r < QB; r++)
                     if (r < rows) acc[r] = _mm512_fmadd_ps(_mm512_set1_ps(p[r * stride + j]), vv, acc[r]);
             }
             for (int r = 0; r < rows; r++) {
                 float lane[16];
                 _mm512_storeu_ps(lane, _mm512_mul_ps(acc[r], _mm512_set1_ps(1.0f / total[r])));
-                for (int c = 0; c < 16; c++) put(out, r * out_stride + d0 + c, lane[c], f32);
+                for (int c = 0; c < 16; c++) store(out, f32, r * out_stride + d0 + c, lane[c]);
             }
             continue;
         }
@@ -78,7 +70,7 @@ static void block_values(const float* p, int64_t rows, int64_t stride, const voi
             for (int64_t c = 0; c < width; c++) {
                 float a = 0.0f;
                 for (int64_t j = 0; j < keys; j++) a += p[r * stride + j] * load(v, j * D + d0 + c, f32);
-                put(out, r * out_stride + d0 + c, a / total[r], f32);
+                store(out, f32, r * out_stride + d0 + c, a / total[r]);
             }
     }
 }
