@@ -33,6 +33,7 @@ def reference(q, k_cache, v_cache, start, slopes):
     (9, 3, 64, 7, 13, False),     # grouped-query heads (the demo model's layout), a cached prefix
     (6, 6, 32, 30, 17, True),     # ALiBi, a head size below one vector
     (5, 5, 40, 100, 40, True),    # a head size that is not a multiple of 16
+    (4, 4, 48, 20, 9, False),     # an odd number of 16-wide blocks: one pair product on a single block
     (8, 2, 128, 333, 70, False),  # Baichuan2-7B's head size
 ])
 def test_prefill_attention_kernel_matches_sdpa(heads, kv_heads, dim, start, length, alibi, dtype):

@@ -109,48 +109,70 @@ static void pack_value_pairs(const uint16_t* v, int64_t keys, int64_t D, uint32_
     }
 }
 
-/* s[r][j] = scale * q[r] . k[j] (q: bf16 rows, row stride q_stride) from packed key pairs. */
-static void pair_scores(const uint16_t* q, int64_t q_stride, int64_t rows, const uint32_t* kp, int64_t keys,
-                        int64_t D, float scale, int64_t stride, float* s) {
-    int64_t E = D / 2;
-    for (int64_t b = 0; b * KB < keys; b++) {
-        __m512 acc[QB];
-        for (int r = 0; r < QB; r++) acc[r] = _mm512_setzero_ps();
-        for (int64_t e = 0; e < E; e++) {
-            __m512bh kv = (__m512bh)_mm512_loadu_si512(kp + (b * E + e) * KB);
-            for (int r = 0; r < QB; r++)
-                if (r < rows) {
-                    uint32_t qq;
-                    memcpy(&qq, q + r * q_stride + 2 * e, 4);
-                    acc[r] = _mm512_dpbf16_ps(acc[r], (__m512bh)_mm512_set1_epi32((int)qq), kv);
-                }
+/* acc[c * QB + r] = sum_i bcast pair (i, r) x m's 16 lanes of block c at i (bf16 pairs, vdpbf16ps), for the
+   nb (1 or 2: a constant where this is inlined) blocks: block c's lanes at m + i * mstride + c * moff, pair
+   (i, r) at bcast[i * bi + r * br]. Each broadcast serves both blocks, and 2 x QB independent sums keep the
+   vdpbf16ps pipeline full. */
+static inline __attribute__((always_inline)) void pair_products(const uint32_t* bcast, int64_t bi, int64_t br,
+                                                                const uint32_t* m, int64_t mstride, int64_t moff,
+                                                                int64_t n, int nb, __m512* acc) {
+    for (int r = 0; r < nb * QB; r++) acc[r] = _mm512_setzero_ps();
+    for (int64_t i = 0; i < n; i++) {
+        __m512bh m0 = (__m512bh)_mm512_loadu_si512(m + i * mstride);
+        __m512bh m1 = nb == 2 ? (__m512bh)_mm512_loadu_si512(m + i * mstride + moff) : m0;
+        for (int r = 0; r < QB; r++) {
+            __m512bh b = (__m512bh)_mm512_set1_epi32((int)bcast[i * bi + r * br]);
+            acc[r] = _mm512_dpbf16_ps(acc[r], b, m0);
+            if (nb == 2) acc[QB + r] = _mm512_dpbf16_ps(acc[QB + r], b, m1);
         }
-        for (int r = 0; r < rows; r++) _mm512_storeu_ps(s + r * stride + b * KB, _mm512_mul_ps(acc[r], _mm512_set1_ps(scale)));
     }
 }
 
-/* out[r] = sum_j p[r][j] v[j] / total[r] from value pairs; p rounded to bf16 pairs into pp (scratch). */
+/* s[r][j] = scale * q[r] . k[j] (q: bf16 rows, row stride q_stride) from packed key pairs (block b's pair e
+   at kp[(b * E + e) * KB]). */
+static void pair_scores(const uint16_t* q, int64_t q_stride, int64_t rows, const uint32_t* kp, int64_t keys,
+                        int64_t D, float scale, int64_t stride, float* s) {
+    int64_t E = D / 2, blocks = (keys + KB - 1) / KB;
+    uint32_t qp[128 * QB];  /* qp[e][r] = q[r]'s pair e, zero for r >= rows (D <= 256) */
+    for (int64_t e = 0; e < E; e++)
+        for (int r = 0; r < QB; r++) {
+            uint32_t v = 0;
+            if (r < rows) memcpy(&v, q + r * q_stride + 2 * e, 4);
+            qp[e * QB + r] = v;
+        }
+    const __m512 vs = _mm512_set1_ps(scale);
+    for (int64_t b = 0; b < blocks; b += 2) {
+        __m512 acc[2 * QB];
+        int nb = b + 1 < blocks ? 2 : 1;
+        if (nb == 2) pair_products(qp, QB, 1, kp + b * E * KB, KB, E * KB, E, 2, acc);
+        else pair_products(qp, QB, 1, kp + b * E * KB, KB, E * KB, E, 1, acc);
+        for (int c = 0; c < nb; c++)
+            for (int r = 0; r < rows; r++)
+                _mm512_storeu_ps(s + r * stride + (b + c) * KB, _mm512_mul_ps(acc[c * QB + r], vs));
+    }
+}
+
+/* out[r] = sum_j p[r][j] v[j] / total[r] from value pairs (vp[i][d] = (v[2i][d], v[2i+1][d])); p rounded to
+   bf16 pairs into pp (scratch, QB rows of keys / 2 + 1 pairs; rows past `rows` zero). */
 static void pair_values(const float* p, int64_t rows, int64_t stride, const uint32_t* vp, int64_t keys, int64_t D,
                         const float* total, uint32_t* pp, uint16_t* out, int64_t out_stride) {
     int64_t half = (keys + 1) / 2;
-    for (int64_t r = 0; r < rows; r++) {  /* bf16 probabilities in order: pair i = (p[2i], p[2i+1]) */
+    for (int64_t r = 0; r < QB; r++) {  /* bf16 probabilities in order: pair i = (p[2i], p[2i+1]) */
         uint16_t* row = (uint16_t*)(pp + r * half);
         int64_t j = 0;
-        for (; j + 16 <= keys; j += 16)
+        for (; r < rows && j + 16 <= keys; j += 16)
             _mm256_storeu_si256((__m256i*)(row + j), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(p + r * stride + j)));
-        for (; j < 2 * half; j++) row[j] = j < keys ? f32_to_bf16(p[r * stride + j]) : 0;
+        for (; j < 2 * half; j++) row[j] = r < rows && j < keys ? f32_to_bf16(p[r * stride + j]) : 0;
     }
-    for (int64_t d0 = 0; d0 < D; d0 += 16) {
-        __m512 acc[QB];
-        for (int r = 0; r < QB; r++) acc[r] = _mm512_setzero_ps();
-        for (int64_t i = 0; i < half; i++) {
-            __m512bh vv = (__m512bh)_mm512_loadu_si512(vp + i * D + d0);
-            for (int r = 0; r < QB; r++)
-                if (r < rows) acc[r] = _mm512_dpbf16_ps(acc[r], (__m512bh)_mm512_set1_epi32((int)pp[r * half + i]), vv);
-        }
-        for (int r = 0; r < rows; r++)
-            _mm256_storeu_si256((__m256i*)(out + r * out_stride + d0),
-                                (__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(acc[r], _mm512_set1_ps(1.0f / total[r]))));
+    for (int64_t d0 = 0; d0 < D; d0 += 2 * KB) {
+        __m512 acc[2 * QB];
+        int nb = D - d0 >= 2 * KB ? 2 : 1;
+        if (nb == 2) pair_products(pp, 1, half, vp + d0, D, KB, half, 2, acc);
+        else pair_products(pp, 1, half, vp + d0, D, KB, half, 1, acc);
+        for (int c = 0; c < nb; c++)
+            for (int r = 0; r < rows; r++)
+                _mm256_storeu_si256((__m256i*)(out + r * out_stride + d0 + c * KB),
+                                    (__m256i)_mm512_cvtneps_pbh(_mm512_mul_ps(acc[c * QB + r], _mm512_set1_ps(1.0f / total[r]))));
     }
 }
 #else
@@ -163,7 +185,7 @@ static void pair_values(const float* p, int64_t rows, int64_t stride, const uint
 int attn_prefill(const void* q, const void* kc, const void* vc, void* out, int64_t H, int64_t KVH, int64_t S,
                   int64_t start, int64_t L, int64_t D, float scale, const float* slopes, int f32) {
     int64_t group = H / KVH, end = start + L, padded = (end + KB - 1) / KB * KB;
-    int pairs = PAIRS && !f32 && D % 16 == 0;
+    int pairs = PAIRS && !f32 && D % 16 == 0 && D <= 256;
     const int64_t elem = f32 ? 4 : 2;
     int failed = 0;
     #pragma omp parallel
