@@ -43,6 +43,15 @@ static inline __m512 load16(const void* p, int64_t i, int f32) {
 }
 #endif
 
+#if defined(__AVX2__)
+/* The 8 lanes' sum, in lane order. */
+static inline float hsum256(__m256 v) {
+    float t[8];
+    _mm256_storeu_ps(t, v);
+    return t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7];
+}
+#endif
+
 /* Dot product of one float32 weight row with float32 x. */
 static inline float dot_f32(const float* w, const float* x, int64_t K) {
     int64_t k = 0;
@@ -63,9 +72,7 @@ static inline float dot_f32(const float* w, const float* x, int64_t K) {
         a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + k), _mm256_loadu_ps(x + k), a0);
         a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + k + 8), _mm256_loadu_ps(x + k + 8), a1);
     }
-    float t[8];
-    _mm256_storeu_ps(t, _mm256_add_ps(a0, a1));
-    s = t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7];
+    s = hsum256(_mm256_add_ps(a0, a1));
 #endif
     for (; k < K; k++) s += w[k] * x[k];
     return s;
@@ -102,9 +109,7 @@ static inline float dot_bf16(const uint16_t* w, const uint16_t* x, const float* 
         a0 = _mm256_fmadd_ps(BF(w + k), _mm256_loadu_ps(xf + k), a0);
         a1 = _mm256_fmadd_ps(BF(w + k + 8), _mm256_loadu_ps(xf + k + 8), a1);
     }
-    float t[8];
-    _mm256_storeu_ps(t, _mm256_add_ps(a0, a1));
-    s = t[0] + t[1] + t[2] + t[3] + t[4] + t[5] + t[6] + t[7];
+    s = hsum256(_mm256_add_ps(a0, a1));
 #undef BF
 #endif
     for (; k < K; k++) s += bf16_to_f32(w[k]) * xf[k];
