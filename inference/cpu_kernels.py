@@ -86,7 +86,7 @@ def load():
             i64, ptr = ctypes.c_int64, ctypes.c_void_p
             lib.gemv_bf16.argtypes = [ptr, ptr, ptr, i64, i64, ctypes.c_int]
             lib.gemv_f32.argtypes = [ptr, ptr, ptr, i64, i64]
-            lib.gemv_int8.argtypes = [ptr, ptr, ptr, ptr, i64, i64, ctypes.c_int]
+            lib.gemv_int8.argtypes = [ptr, ptr, ptr, ptr, i64, i64, ctypes.c_int, ctypes.c_int]
             f32 = ctypes.c_float
             lib.attn_decode.argtypes = [ptr, ptr, ptr, ptr, i64, i64, i64, i64, i64, f32, ptr, ctypes.c_int]
             lib.rmsnorm_bf16.argtypes = [ptr, ptr, ptr, i64, i64, f32]
@@ -94,11 +94,12 @@ def load():
             lib.decode_step.argtypes = [ptr, i64, i64, ptr]
             lib.attn_prefill.argtypes = [ptr, ptr, ptr, ptr, i64, i64, i64, i64, i64, i64, f32, ptr, ctypes.c_int]
             lib.attn_prefill.restype = ctypes.c_int
-            lib.dequantize_int8_bf16.argtypes = [ptr, ptr, ptr, i64, i64]
-            lib.dequantize_int8_bf16.restype = None
+            lib.dequantize_int8_bf16.argtypes = [ptr, ptr, ptr, i64, i64, ctypes.c_int]
             # These allocate scratch memory: 0, or -1 when that failed (see checked()).
             lib.gemv_bf16.restype = lib.gemv_f32.restype = lib.gemv_int8.restype = lib.attn_decode.restype = ctypes.c_int
+            lib.dequantize_int8_bf16.restype = ctypes.c_int
             lib.decode_step.restype = ctypes.c_int
+            lib.int8_packing.restype = ctypes.c_int
             if not lib.kernels_vectorised():
                 lib = None  # a scalar build would be slower than torch's own kernels
         except (OSError, subprocess.SubprocessError, AttributeError):
@@ -124,11 +125,12 @@ def gemv(lib, weight: torch.Tensor, x: torch.Tensor, out: torch.Tensor) -> torch
     return out
 
 
-def gemv_int8(lib, qweight: torch.Tensor, scales: torch.Tensor, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """out[N] = scales[N] (f32) * (qweight[N, K] (int8) @ x[K] (bf16))."""
+def gemv_int8(lib, qweight: torch.Tensor, scales: torch.Tensor, x: torch.Tensor, out: torch.Tensor,
+              packed: bool = False) -> torch.Tensor:
+    """out[N] = scales[N] (f32) * (qweight[N, K] (int8, row-major or packed by 16-row tiles) @ x[K] (bf16))."""
     n, k = qweight.shape
     checked(lib.gemv_int8(qweight.data_ptr(), scales.data_ptr(), x.data_ptr(), out.data_ptr(), n, k,
-                          int(out.dtype == torch.float32)))
+                          int(out.dtype == torch.float32), int(packed)))
     return out
 
 
@@ -146,10 +148,11 @@ def attn_decode(lib, q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tens
     return out
 
 
-def dequantize_int8_bf16(lib, qweight: torch.Tensor, scales: torch.Tensor) -> torch.Tensor:
-    """bf16(qweight[N, K] (int8) * scales[N, None] (f32)), in one pass."""
+def dequantize_int8_bf16(lib, qweight: torch.Tensor, scales: torch.Tensor, packed: bool = False) -> torch.Tensor:
+    """bf16(qweight[N, K] (int8, row-major or packed) * scales[N, None] (f32)), row-major, in one pass."""
     out = torch.empty(qweight.shape, dtype=torch.bfloat16)
-    lib.dequantize_int8_bf16(qweight.data_ptr(), scales.data_ptr(), out.data_ptr(), *qweight.shape)
+    checked(lib.dequantize_int8_bf16(qweight.data_ptr(), scales.data_ptr(), out.data_ptr(), *qweight.shape,
+                                     int(packed)))
     return out
 
 

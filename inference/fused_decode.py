@@ -20,7 +20,7 @@ i64, f32, ptr = ctypes.c_int64, ctypes.c_float, ctypes.c_void_p
 
 
 class Matrix(ctypes.Structure):
-    _fields_ = [("weight", ptr), ("scales", ptr), ("rows", i64), ("cols", i64)]
+    _fields_ = [("weight", ptr), ("scales", ptr), ("rows", i64), ("cols", i64), ("packed", ctypes.c_int32)]
 
 
 class Layer(ctypes.Structure):
@@ -39,10 +39,11 @@ def _matrix(linear, dtype: torch.dtype, keep: list) -> Matrix | None:
     """The C description of a kernel-backed linear layer of a `dtype` model (its tensors appended to keep)."""
     if isinstance(linear, Int8Linear) and linear._lib is not None and dtype == torch.bfloat16:
         keep += [linear.qweight, linear.scales]
-        return Matrix(linear.qweight.data_ptr(), linear.scales.data_ptr(), linear.out_features, linear.in_features)
+        return Matrix(linear.qweight.data_ptr(), linear.scales.data_ptr(), linear.out_features, linear.in_features,
+                      int(linear.packed))
     if isinstance(linear, CpuLinear) and _plain(dtype, linear.weight):
         keep.append(linear.weight)
-        return Matrix(linear.weight.data_ptr(), None, linear.out_features, linear.in_features)
+        return Matrix(linear.weight.data_ptr(), None, linear.out_features, linear.in_features, 0)
     return None
 
 

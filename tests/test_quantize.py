@@ -87,6 +87,27 @@ def test_bf16_kernel_matches_f_linear():
 
 
 @needs_kernels
+@pytest.mark.parametrize("rows,cols", [(48, 64), (32, 1030), (16, 6)])
+def test_packed_int8_layer_equals_the_row_major_one(rows, cols):
+    """16-row packed int8 (the C kernels' layout) gives bit-identical products and the same matrix."""
+    lib = cpu_kernels.load()
+    weight = torch.randn(rows, cols)
+    packed = Int8Linear(rows, cols, lib)
+    for start in range(0, rows, 7):  # rows arriving in blocks that split tiles, as the loader's blocks may
+        packed.copy_rows(start, weight[start:start + 7])
+    plain = Int8Linear.from_weight(weight, lib)
+    plain.packed = False
+    plain.copy_rows(0, weight)
+    assert packed.packed == bool(lib.int8_packing()) and not plain.packed
+    assert not packed.packed or not torch.equal(packed.qweight, plain.qweight)  # really another layout
+    assert torch.equal(packed.row_major(), plain.qweight) and torch.equal(packed.scales, plain.scales)
+    x = torch.randn(1, cols).to(torch.bfloat16)
+    assert torch.equal(packed(x), plain(x)) and torch.equal(packed.logits(x), plain.logits(x))
+    assert torch.equal(packed.dequantized(torch.bfloat16), plain.dequantized(torch.bfloat16))
+    assert torch.equal(packed.dequantized(torch.float32), plain.dequantized(torch.float32))
+
+
+@needs_kernels
 def test_float32_kernel_matches_float64_product():
     lib = cpu_kernels.load()
     for n, k in ((1, 7), (37, 33), (203, 1000), (1100, 1024)):
@@ -271,4 +292,4 @@ def test_int8_quantized_while_loading_equals_quantizing_the_loaded_matrices(monk
             assert F.cosine_similarity(rows, weight.float(), dim=-1).min() > 0.999
         else:
             q, scale = quantize_int8(weight)
-            assert torch.equal(layer.qweight, q) and torch.equal(layer.scales, scale)
+            assert torch.equal(layer.row_major(), q) and torch.equal(layer.scales, scale)  # rows in any layout

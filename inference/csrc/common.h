@@ -148,6 +148,39 @@ static inline int64_t dot_int8(const int8_t* q, const int16_t* x, int64_t K) {
     return s;
 }
 
+/* Packed int8 matrices: 16 rows at a time, interleaved by column pairs, Q[t][e][l][c] = W[16t + l][2e + c]
+   (N % 16 == 0, K even). A product then takes one broadcast activation pair, and the 16 rows' sums come out
+   of one vector: a row-major dot product needs a 64-byte activation load per weight vector instead, and at
+   high bandwidth those loads hold a core well below the bus (scripts/gemv_layouts.py). */
+#define TILE 16
+
+/* The int32 sums of tile t's 16 rows with x held as int16 (exact, as dot_int8). */
+static inline void tile_int8(const int8_t* Q, int64_t t, int64_t K, const int16_t* x, int32_t* out) {
+    const int8_t* w = Q + t * TILE * K;
+    const int64_t E = K / 2;
+    int64_t e = 0;
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+    const uint32_t* xp = (const uint32_t*)x;
+    __m512i a0 = _mm512_setzero_si512(), a1 = a0, a2 = a0, a3 = a0;
+#if defined(__AVX512VNNI__)
+#define PAIR_DOT(acc, i) acc = _mm512_dpwssd_epi32(acc, _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i*)(w + (i) * 32))), \
+                                                 _mm512_set1_epi32((int)xp[i]))
+#else
+#define PAIR_DOT(acc, i) acc = _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i*)(w + (i) * 32))), \
+                                                                     _mm512_set1_epi32((int)xp[i])))
+#endif
+    for (; e + 4 <= E; e += 4) { PAIR_DOT(a0, e); PAIR_DOT(a1, e + 1); PAIR_DOT(a2, e + 2); PAIR_DOT(a3, e + 3); }
+    for (; e < E; e++) PAIR_DOT(a0, e);
+#undef PAIR_DOT
+    _mm512_storeu_si512(out, _mm512_add_epi32(_mm512_add_epi32(a0, a1), _mm512_add_epi32(a2, a3)));
+    return;
+#endif
+    for (int l = 0; l < TILE; l++) out[l] = 0;
+    for (; e < E; e++)
+        for (int l = 0; l < TILE; l++)
+            out[l] += (int32_t)w[(e * TILE + l) * 2] * x[2 * e] + (int32_t)w[(e * TILE + l) * 2 + 1] * x[2 * e + 1];
+}
+
 /* bf16 x as int16 with one scale (max|x| -> 16383), for dot_int8; returns the scale. 14 bits for the
    largest entries, more than bf16's 8; int32 sums cannot overflow for K <= 16384
    (2 * 127 * 16383 * K / 32 < 2^31). */

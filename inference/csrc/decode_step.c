@@ -9,6 +9,7 @@ typedef struct {              /* one weight matrix: rows in the model's dtype, o
     const void* weight;
     const float* scales;      /* NULL unless int8 */
     int64_t rows, cols;
+    int32_t packed;           /* int8 packed by tiles of 16 rows (tile_int8) */
 } Matrix;
 
 /* Below, "act" tensors (norm weights, caches, RoPE tables, embedding, activations) hold bf16, or float32 in a
@@ -58,6 +59,21 @@ static inline float row_dot(const Matrix* m, int64_t n, const Input* in) {
     return dot_bf16((const uint16_t*)m->weight + n * m->cols, (const uint16_t*)in->x, in->xf, m->cols);
 }
 
+/* v[l] = the product of row 16t + l with the input, for the rows of tile t that exist; returns how many. */
+static inline int64_t tile_dot(const Matrix* m, int64_t t, const Input* in, float* v) {
+    int64_t n0 = t * TILE, count = m->rows - n0 < TILE ? m->rows - n0 : TILE;
+    if (m->packed) {
+        int32_t sums[TILE];
+        tile_int8((const int8_t*)m->weight, t, m->cols, in->xq, sums);
+        for (int64_t l = 0; l < count; l++) v[l] = (float)sums[l] * in->xs * m->scales[n0 + l];
+    } else {
+        for (int64_t l = 0; l < count; l++) v[l] = row_dot(m, n0 + l, in);
+    }
+    return count;
+}
+
+static inline int64_t tiles(int64_t rows) { return (rows + TILE - 1) / TILE; }
+
 /* RoPE (rotate-half) of one head in place: x * cos + swap_halves(x) * signed_sin, each product rounded. */
 static void rope_head(void* x, const void* cos, const void* sin, int64_t D, float* tmp, int f32) {
     int64_t half = D / 2;
@@ -65,6 +81,15 @@ static void rope_head(void* x, const void* cos, const void* sin, int64_t D, floa
     for (int64_t d = 0; d < D; d++) {
         float swapped = tmp[d < half ? d + half : d - half];
         store(x, f32, d, round_to(tmp[d] * load(cos, d, f32), f32) + round_to(swapped * load(sin, d, f32), f32));
+    }
+}
+
+/* x[n] += the product of row n with the input (rounded as the model's dtype stores it), for tile t's rows. */
+static inline void residual_tile(void* x, const Matrix* m, int64_t t, const Input* in, int f32) {
+    float v[TILE];
+    for (int64_t l = 0, c = tile_dot(m, t, in, v); l < c; l++) {
+        int64_t n = t * TILE + l;
+        store(x, f32, n, load(x, n, f32) + round_to(v[l], f32));
     }
 }
 
@@ -98,8 +123,11 @@ int decode_step(const Model* m, int64_t token, int64_t pos, float* logits) {
             const Layer* ly = &m->layer[l];
             #pragma omp single
             { rmsnorm_row(x, ly->input_norm, normed, hidden, m->eps, f32); prepare(&in, normed, hidden, m); }
-            #pragma omp for schedule(guided, 32)
-            for (int64_t n = 0; n < ly->qkv.rows; n++) store(qkv, f32, n, row_dot(&ly->qkv, n, &in));
+            #pragma omp for schedule(guided, 2)
+            for (int64_t t = 0; t < tiles(ly->qkv.rows); t++) {
+                float v[TILE];
+                for (int64_t l = 0, c = tile_dot(&ly->qkv, t, &in, v); l < c; l++) store(qkv, f32, t * TILE + l, v[l]);
+            }
             #pragma omp single
             {
                 for (int64_t h = 0; m->rope_cos && h < H + KVH; h++)
@@ -117,27 +145,28 @@ int decode_step(const Model* m, int64_t token, int64_t pos, float* logits) {
                             m->slopes ? m->slopes[h] : 0.0f, t.p, t.qf, t.acc, attn + h * row, f32);
             #pragma omp single
             prepare(&in, attn, H * D, m);
-            #pragma omp for schedule(guided, 32)
-            for (int64_t n = 0; n < hidden; n++)
-                store(x, f32, n, load(x, n, f32) + round_to(row_dot(&ly->o, n, &in), f32));
+            #pragma omp for schedule(guided, 2)
+            for (int64_t t = 0; t < tiles(hidden); t++) residual_tile(x, &ly->o, t, &in, f32);
             #pragma omp single
             { rmsnorm_row(x, ly->post_attention_norm, normed, hidden, m->eps, f32); prepare(&in, normed, hidden, m); }
-            #pragma omp for schedule(guided, 32)
-            for (int64_t n = 0; n < inter; n++) {
-                float g = round_to(row_dot(&ly->gate, n, &in), f32), u = round_to(row_dot(&ly->up, n, &in), f32);
-                store(gated, f32, n, round_to(silu(g), f32) * u);
+            #pragma omp for schedule(guided, 2)
+            for (int64_t t = 0; t < tiles(inter); t++) {
+                float g[TILE], u[TILE];
+                int64_t c = tile_dot(&ly->gate, t, &in, g);
+                tile_dot(&ly->up, t, &in, u);
+                for (int64_t l = 0; l < c; l++)
+                    store(gated, f32, t * TILE + l, round_to(silu(round_to(g[l], f32)), f32) * round_to(u[l], f32));
             }
             #pragma omp single
             prepare(&in, gated, inter, m);
-            #pragma omp for schedule(guided, 32)
-            for (int64_t n = 0; n < hidden; n++)
-                store(x, f32, n, load(x, n, f32) + round_to(row_dot(&ly->down, n, &in), f32));
+            #pragma omp for schedule(guided, 2)
+            for (int64_t t = 0; t < tiles(hidden); t++) residual_tile(x, &ly->down, t, &in, f32);
         }
         if (!failed) {
             #pragma omp single
             { rmsnorm_row(x, m->final_norm, normed, hidden, m->eps, f32); prepare(&in, normed, hidden, m); }
-            #pragma omp for schedule(guided, 64)
-            for (int64_t n = 0; n < m->lm_head.rows; n++) logits[n] = row_dot(&m->lm_head, n, &in);
+            #pragma omp for schedule(guided, 4)
+            for (int64_t t = 0; t < tiles(m->lm_head.rows); t++) tile_dot(&m->lm_head, t, &in, logits + t * TILE);
         }
         head_scratch_free(&t);
     }

@@ -11,6 +11,15 @@ int kernels_vectorised(void) {
 #endif
 }
 
+/* 1 when int8 matrices are best packed by tiles of 16 rows (tile_int8 has a vector path). */
+int int8_packing(void) {
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+    return 1;
+#else
+    return 0;
+#endif
+}
+
 /* Every entry point that allocates returns 0, or -1 when an allocation failed (nothing computed): the
    Python side raises MemoryError, which the engine reports as out of memory. */
 
@@ -32,13 +41,24 @@ int gemv_f32(const float* W, const float* x, float* y, int64_t N, int64_t K) {
     return 0;
 }
 
-/* y[n] = scale[n] * sum_k Q[n,k] x[k] for int8 Q (N x K, row-major), f32 scales and bf16 x; y bf16 or f32. */
-int gemv_int8(const int8_t* Q, const float* scale, const uint16_t* x, void* y, int64_t N, int64_t K, int out_f32) {
+/* y[n] = scale[n] * sum_k Q[n,k] x[k] for int8 Q (N x K, row-major or packed: see tile_int8), f32 scales and
+   bf16 x; y bf16 or f32. */
+int gemv_int8(const int8_t* Q, const float* scale, const uint16_t* x, void* y, int64_t N, int64_t K, int out_f32,
+              int packed) {
     int16_t* xq = (int16_t*)malloc(sizeof(int16_t) * (size_t)(K + 64));
     if (!xq) return -1;
     float xs = quantize_activation(x, K, xq);
-    #pragma omp parallel for schedule(dynamic, 256) if (N * K >= PARALLEL_MIN)
-    for (int64_t n = 0; n < N; n++) store(y, out_f32, n, (float)dot_int8(Q + n * K, xq, K) * xs * scale[n]);
+    if (packed) {
+        #pragma omp parallel for schedule(dynamic, 16) if (N * K >= PARALLEL_MIN)
+        for (int64_t t = 0; t < N / TILE; t++) {
+            int32_t sums[TILE];
+            tile_int8(Q, t, K, xq, sums);
+            for (int l = 0; l < TILE; l++) store(y, out_f32, t * TILE + l, (float)sums[l] * xs * scale[t * TILE + l]);
+        }
+    } else {
+        #pragma omp parallel for schedule(dynamic, 256) if (N * K >= PARALLEL_MIN)
+        for (int64_t n = 0; n < N; n++) store(y, out_f32, n, (float)dot_int8(Q + n * K, xq, K) * xs * scale[n]);
+    }
     free(xq);
     return 0;
 }
@@ -77,27 +97,51 @@ void rmsnorm_bf16(const uint16_t* x, const uint16_t* w, uint16_t* out, int64_t r
     for (int64_t r = 0; r < rows; r++) rmsnorm_row(x + r * n, w, out + r * n, n, eps, 0);
 }
 
-/* W[n, k] = bf16(Q[n, k] * scale[n]) for int8 Q (N x K): the matrix a several-row (prefill) product uses. */
-void dequantize_int8_bf16(const int8_t* Q, const float* scale, uint16_t* W, int64_t N, int64_t K) {
-    #pragma omp parallel for schedule(static) if (N * K >= PARALLEL_MIN)
-    for (int64_t n = 0; n < N; n++) {
-        const int8_t* q = Q + n * K;
-        uint16_t* w = W + n * K;
-        float s = scale[n];
-        int64_t k = 0;
+/* One int8 row as bf16 with its scale: w[k] = bf16(q[k] * s). */
+static void dequantize_row(const int8_t* q, float s, uint16_t* w, int64_t K) {
+    int64_t k = 0;
 #if defined(__AVX512F__) && defined(__AVX512BW__)
-        const __m512 vs = _mm512_set1_ps(s);
-        for (; k + 16 <= K; k += 16) {
-            __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(q + k)))), vs);
+    const __m512 vs = _mm512_set1_ps(s);
+    for (; k + 16 <= K; k += 16) {
+        __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i*)(q + k)))), vs);
 #if defined(__AVX512BF16__)
-            _mm256_storeu_si256((__m256i*)(w + k), (__m256i)_mm512_cvtneps_pbh(v));  /* round to nearest even */
+        _mm256_storeu_si256((__m256i*)(w + k), (__m256i)_mm512_cvtneps_pbh(v));  /* round to nearest even */
 #else
-            float lane[16];
-            _mm512_storeu_ps(lane, v);
-            for (int c = 0; c < 16; c++) w[k + c] = f32_to_bf16(lane[c]);
+        float lane[16];
+        _mm512_storeu_ps(lane, v);
+        for (int c = 0; c < 16; c++) w[k + c] = f32_to_bf16(lane[c]);
 #endif
-        }
-#endif
-        for (; k < K; k++) w[k] = f32_to_bf16((float)q[k] * s);
     }
+#endif
+    for (; k < K; k++) w[k] = f32_to_bf16((float)q[k] * s);
+}
+
+/* W[n, k] = bf16(Q[n, k] * scale[n]) for int8 Q (N x K, row-major or packed): the matrix a several-row
+   (prefill) product uses. A packed tile is first put back into 16 row-major rows (per-thread scratch). */
+int dequantize_int8_bf16(const int8_t* Q, const float* scale, uint16_t* W, int64_t N, int64_t K, int packed) {
+    int failed = 0;
+    #pragma omp parallel if (N * K >= PARALLEL_MIN)
+    {
+        int8_t* rows = packed ? (int8_t*)malloc((size_t)(TILE * K)) : NULL;
+        if (packed && !rows) {
+            #pragma omp atomic write
+            failed = 1;
+        }
+        #pragma omp barrier
+        if (!failed && packed) {
+            #pragma omp for schedule(static)
+            for (int64_t t = 0; t < N / TILE; t++) {
+                const uint16_t* pairs = (const uint16_t*)(Q + t * TILE * K);  /* pairs[e * TILE + l]: row l's pair e */
+                for (int64_t e = 0; e < K / 2; e++)
+                    for (int l = 0; l < TILE; l++) memcpy(rows + l * K + 2 * e, pairs + e * TILE + l, 2);
+                for (int l = 0; l < TILE; l++)
+                    dequantize_row(rows + l * K, scale[t * TILE + l], W + (t * TILE + l) * K, K);
+            }
+        } else if (!failed) {
+            #pragma omp for schedule(static)
+            for (int64_t n = 0; n < N; n++) dequantize_row(Q + n * K, scale[n], W + n * K, K);
+        }
+        free(rows);
+    }
+    return failed ? -1 : 0;
 }
