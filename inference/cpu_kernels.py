@@ -23,7 +23,7 @@ import torch
 
 #: The C sources (inference/csrc), compiled together into one library.
 SOURCE_DIR = Path(__file__).resolve().parent / "csrc"
-SOURCE_FILES = ("common.h", "kernels.c", "decode_step.c", "prefill_attention.c")
+SOURCE_FILES = ("common.h", "kernels.c", "decode_step.c", "prefill_attention.c", "packed.c")
 
 #: gemv_int8 keeps int32 sums exact up to this many columns.
 MAX_INT8_K = 16384
@@ -84,7 +84,9 @@ def load():
             # torch has already loaded its OpenMP runtime (libgomp.so.1): the library shares that thread pool.
             lib = ctypes.CDLL(str(target))
             i64, ptr = ctypes.c_int64, ctypes.c_void_p
-            lib.gemv_bf16.argtypes = [ptr, ptr, ptr, i64, i64, ctypes.c_int]
+            lib.gemv_bf16.argtypes = [ptr, ptr, ptr, i64, i64, ctypes.c_int, ctypes.c_int]
+            lib.pack_bf16.argtypes = [ptr, i64, i64]
+            lib.gemm_packed_bf16.argtypes = [ptr, ptr, ptr, i64, i64, i64, ctypes.c_int]
             lib.gemv_f32.argtypes = [ptr, ptr, ptr, i64, i64]
             lib.gemv_int8.argtypes = [ptr, ptr, ptr, ptr, i64, i64, ctypes.c_int, ctypes.c_int]
             f32 = ctypes.c_float
@@ -96,10 +98,12 @@ def load():
             lib.attn_prefill.restype = ctypes.c_int
             lib.dequantize_int8_bf16.argtypes = [ptr, ptr, ptr, i64, i64, ctypes.c_int]
             # These allocate scratch memory: 0, or -1 when that failed (see checked()).
-            lib.gemv_bf16.restype = lib.gemv_f32.restype = lib.gemv_int8.restype = lib.attn_decode.restype = ctypes.c_int
+            for name in ("gemv_bf16", "gemv_f32", "gemv_int8", "attn_decode"):
+                getattr(lib, name).restype = ctypes.c_int
             lib.dequantize_int8_bf16.restype = ctypes.c_int
             lib.decode_step.restype = ctypes.c_int
-            lib.int8_packing.restype = ctypes.c_int
+            lib.int8_packing.restype = lib.bf16_packing.restype = ctypes.c_int
+            lib.pack_bf16.restype = lib.gemm_packed_bf16.restype = ctypes.c_int
             if not lib.kernels_vectorised():
                 lib = None  # a scalar build would be slower than torch's own kernels
         except (OSError, subprocess.SubprocessError, AttributeError):
@@ -115,13 +119,27 @@ def checked(status: int) -> None:
         raise MemoryError("out of memory in the CPU kernels")
 
 
-def gemv(lib, weight: torch.Tensor, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """out[N] = weight[N, K] @ x[K] (both contiguous): bf16 weight and x with out bf16 or f32, or all float32."""
+def gemv(lib, weight: torch.Tensor, x: torch.Tensor, out: torch.Tensor, packed: bool = False) -> torch.Tensor:
+    """out[N] = weight[N, K] @ x[K] (both contiguous): bf16 weight (row-major or packed) and x with out bf16 or
+    f32, or all float32."""
     n, k = weight.shape
     if weight.dtype == torch.float32:
         checked(lib.gemv_f32(weight.data_ptr(), x.data_ptr(), out.data_ptr(), n, k))
     else:
-        checked(lib.gemv_bf16(weight.data_ptr(), x.data_ptr(), out.data_ptr(), n, k, int(out.dtype == torch.float32)))
+        checked(lib.gemv_bf16(weight.data_ptr(), x.data_ptr(), out.data_ptr(), n, k, int(out.dtype == torch.float32),
+                              int(packed)))
+    return out
+
+
+def pack_bf16(lib, weight: torch.Tensor) -> None:
+    """Pack a contiguous bf16 [N, K] matrix (N % 16 == 0, K even) in place by 16-row tiles (csrc/packed.c)."""
+    checked(lib.pack_bf16(weight.data_ptr(), *weight.shape))
+
+
+def gemm_packed_bf16(lib, weight: torch.Tensor, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """out[M, N] (bf16 or f32) = x[M, K] (bf16, contiguous) @ weight.T for a packed bf16 weight [N, K]."""
+    checked(lib.gemm_packed_bf16(weight.data_ptr(), x.data_ptr(), out.data_ptr(), x.shape[0], *weight.shape,
+                                 int(out.dtype == torch.float32)))
     return out
 
 
@@ -138,7 +156,8 @@ def attn_decode(lib, q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Tens
                 scale: float, slopes: torch.Tensor | None, out: torch.Tensor) -> torch.Tensor:
     """out[H, D] = attention of q[H, D] over the first `length` positions of k/v_cache[KVH, S, D].
 
-    All bf16, or all float32. slopes (float32 [H]) adds ALiBi's slope * (j - (length - 1)) to the scores; None for RoPE models.
+    All bf16, or all float32. slopes (float32 [H]) adds ALiBi's slope * (j - (length - 1)) to the scores;
+    None for RoPE models.
     """
     heads, dim = q.shape
     kv_heads, positions, _ = k_cache.shape

@@ -43,7 +43,7 @@ def _matrix(linear, dtype: torch.dtype, keep: list) -> Matrix | None:
                       int(linear.packed))
     if isinstance(linear, CpuLinear) and _plain(dtype, linear.weight):
         keep.append(linear.weight)
-        return Matrix(linear.weight.data_ptr(), None, linear.out_features, linear.in_features, 0)
+        return Matrix(linear.weight.data_ptr(), None, linear.out_features, linear.in_features, int(linear.packed))
     return None
 
 
@@ -69,7 +69,8 @@ class FusedDecode:
         layers, keep, dtype = [], [], backbone.embed_tokens.weight.dtype
         for block in backbone.layers:
             attn, mlp = block.self_attn, block.mlp
-            mats = [_matrix(m, dtype, keep) for m in (attn.W_pack, attn.o_proj, mlp.gate_proj, mlp.up_proj, mlp.down_proj)]
+            linears = (attn.W_pack, attn.o_proj, mlp.gate_proj, mlp.up_proj, mlp.down_proj)
+            mats = [_matrix(m, dtype, keep) for m in linears]
             norms = (block.input_layernorm.weight, block.post_attention_layernorm.weight)
             if None in mats or not _plain(dtype, *norms, attn.k_cache, attn.v_cache):
                 return None

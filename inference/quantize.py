@@ -76,21 +76,38 @@ class _KernelLinear(nn.Module):
 
 
 class CpuLinear(_KernelLinear):
-    """A bias-free bf16 or float32 linear layer (the same weight Parameter) whose one-row products use the C kernel.
+    """A bias-free bf16 or float32 linear layer (the same weight Parameter) whose products use the C kernels.
 
     Decode multiplies a single activation row by each matrix; torch's bf16 path reads the weights at about
-    half of DRAM bandwidth here (float32: ~40 %), the kernel at about 90 %. Several rows (prefill) stay on
+    half of DRAM bandwidth here (float32: ~40 %), the kernel at about 90 %. With pack=True a bf16 weight that
+    allows it is packed in place by 16-row tiles (csrc/packed.c: ~1.4x the read rate at high bandwidth), and
+    several-row products (prefill) then use the packed C product, at oneDNN's speed; otherwise they stay on
     F.linear (oneDNN).
     """
 
-    def __init__(self, linear: nn.Linear, lib):
+    def __init__(self, linear: nn.Linear, lib, pack: bool = False):
         super().__init__()
         self.weight = linear.weight
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self._lib = lib
+        self.packed = bool(pack and lib.bf16_packing() and self.weight.dtype == torch.bfloat16
+                           and self.weight.is_contiguous() and self.out_features % TILE == 0
+                           and self.in_features % 2 == 0)
+        if self.packed:
+            with torch.no_grad():
+                cpu_kernels.pack_bf16(lib, self.weight)
 
     def forward(self, x: torch.Tensor, out_dtype: torch.dtype | None = None) -> torch.Tensor:
         out_dtype = out_dtype or x.dtype
+        if self.packed:  # every product goes through the kernels: F.linear cannot read the packed layout
+            rows = x.reshape(-1, self.in_features).to(torch.bfloat16).contiguous()
+            kind = out_dtype if out_dtype in (torch.bfloat16, torch.float32) else torch.float32
+            out = torch.empty(rows.shape[0], self.out_features, dtype=kind)
+            if rows.shape[0] == 1:
+                cpu_kernels.gemv(self._lib, self.weight, rows[0], out[0], packed=True)
+            else:
+                cpu_kernels.gemm_packed_bf16(self._lib, self.weight, rows, out)
+            return out.reshape(*x.shape[:-1], self.out_features).to(out_dtype)
         if _single_row(x) and x.dtype == self.weight.dtype and self.weight.is_contiguous() and (
                 x.dtype == torch.bfloat16 or out_dtype == torch.float32):
             out = torch.empty(*x.shape[:-1], self.out_features, dtype=out_dtype)
@@ -142,7 +159,8 @@ class Int8Linear(_KernelLinear):
         tiles = packed_view(self.qweight)
         first, last = -(-start // TILE) * TILE, end // TILE * TILE  # the whole tiles among the rows: [first, last)
         if first < last:
-            tiles[first // TILE:last // TILE] = q[first - start:last - start].view(-1, TILE, q.shape[1] // 2, 2).transpose(1, 2)
+            whole = q[first - start:last - start]
+            tiles[first // TILE:last // TILE] = whole.view(-1, TILE, q.shape[1] // 2, 2).transpose(1, 2)
         else:
             first = last = end
         for row in (*range(start, first), *range(last, end)):  # rows of tiles that other blocks share
@@ -180,13 +198,19 @@ def prepare_int8(model: nn.Module, device: torch.device, normalized: nn.Module |
     embedding stays for optimize_linears, which quantizes it from the loaded embedding.
     """
     lib = cpu_kernels.load() if device.type == "cpu" else None
-    uses: dict[int, int] = {}
-    for _, param in model.named_parameters(remove_duplicate=False):
-        uses[id(param)] = uses.get(id(param), 0) + 1
+    uses = _weight_uses(model)
     for parent, name, linear in list(_linears(model)):
         if uses[id(linear.weight)] == 1:
             setattr(parent, name, Int8Linear(linear.out_features, linear.in_features, lib, device,
                                              normalize_rows=linear is normalized))
+
+
+def _weight_uses(model: nn.Module) -> dict[int, int]:
+    """How many modules hold each parameter (a tied lm_head shares the embedding's)."""
+    uses: dict[int, int] = {}
+    for _, param in model.named_parameters(remove_duplicate=False):
+        uses[id(param)] = uses.get(id(param), 0) + 1
+    return uses
 
 
 def _linears(model: nn.Module):
@@ -205,13 +229,14 @@ def optimize_linears(model: nn.Module, dtype: torch.dtype, device: torch.device,
     """
     lib = cpu_kernels.load() if device.type == "cpu" else None
     targets = [(parent, name) for parent, name, _ in _linears(model)]  # no references to the layers kept
+    uses = _weight_uses(model)
     with torch.no_grad():
         for parent, name in targets:
             linear = getattr(parent, name)
             if quantize == "int8":
                 new = Int8Linear.from_weight(linear.weight, lib)
             elif lib is not None and dtype in (torch.bfloat16, torch.float32):
-                new = CpuLinear(linear, lib)
+                new = CpuLinear(linear, lib, pack=uses[id(linear.weight)] == 1)  # a shared weight stays row-major
             else:
                 continue
             setattr(parent, name, new)

@@ -108,6 +108,29 @@ def test_packed_int8_layer_equals_the_row_major_one(rows, cols):
 
 
 @needs_kernels
+@pytest.mark.parametrize("n,k", [(16, 6), (48, 64), (96, 1030)])  # one tile, an odd number of tiles, K % 4 != 0
+def test_packed_bf16_layer_matches_float64_products(n, k):
+    """A packed bf16 CpuLinear (weight packed in place by 16-row tiles) multiplies one row (decode) and several
+    rows (prefill, the packed C product) as F.linear does, to bf16 rounding."""
+    lib = cpu_kernels.load()
+    if not lib.bf16_packing():
+        pytest.skip("no AVX-512-BF16: bf16 weights stay row-major")
+    linear = torch.nn.Linear(k, n, bias=False).to(torch.bfloat16)
+    exact_weight = linear.weight.double().clone()
+    fast = CpuLinear(linear, lib, pack=True)
+    assert fast.packed and fast.weight is linear.weight
+    assert not torch.equal(linear.weight.double(), exact_weight)  # packed in place: no second copy
+    for rows in (1, 2, 12, 13, 30):
+        x = torch.randn(rows, k).to(torch.bfloat16)
+        exact = x.double() @ exact_weight.T
+        for got in (fast(x), fast.logits(x)):
+            assert got.shape == (rows, n)
+            assert (got.double() - exact).abs().max() <= 2 ** -7 * exact.abs().max() + 1e-6
+    assert fast.logits(x).dtype == torch.float32 and fast(x).dtype == torch.bfloat16
+    assert torch.equal(fast(x[:1]), fast(x[0]).reshape(1, -1))  # any leading shape
+
+
+@needs_kernels
 def test_float32_kernel_matches_float64_product():
     lib = cpu_kernels.load()
     for n, k in ((1, 7), (37, 33), (203, 1000), (1100, 1024)):

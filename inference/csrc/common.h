@@ -148,10 +148,11 @@ static inline int64_t dot_int8(const int8_t* q, const int16_t* x, int64_t K) {
     return s;
 }
 
-/* Packed int8 matrices: 16 rows at a time, interleaved by column pairs, Q[t][e][l][c] = W[16t + l][2e + c]
-   (N % 16 == 0, K even). A product then takes one broadcast activation pair, and the 16 rows' sums come out
-   of one vector: a row-major dot product needs a 64-byte activation load per weight vector instead, and at
-   high bandwidth those loads hold a core well below the bus (scripts/gemv_layouts.py). */
+/* Packed matrices (int8, or bf16 on CPUs with AVX-512-BF16): 16 rows at a time, interleaved by column pairs,
+   Q[t][e][l][c] = W[16t + l][2e + c] (N % 16 == 0, K even). A product then takes one broadcast activation
+   pair, and the 16 rows' sums come out of one vector: a row-major dot product needs a 64-byte activation
+   load per weight vector instead, and at high bandwidth those loads hold a core well below the bus
+   (scripts/gemv_layouts.py). */
 #define TILE 16
 
 /* The int32 sums of tile t's 16 rows with x held as int16 (exact, as dot_int8). */
@@ -179,6 +180,30 @@ static inline void tile_int8(const int8_t* Q, int64_t t, int64_t K, const int16_
     for (; e < E; e++)
         for (int l = 0; l < TILE; l++)
             out[l] += (int32_t)w[(e * TILE + l) * 2] * x[2 * e] + (int32_t)w[(e * TILE + l) * 2 + 1] * x[2 * e + 1];
+}
+
+/* The float32 sums of packed bf16 tile t's 16 rows (W[t][e][l][c] = row 16t + l, column 2e + c) with bf16 x. */
+static inline void tile_bf16(const uint16_t* W, int64_t t, int64_t K, const uint16_t* x, float* out) {
+    const uint32_t* w = (const uint32_t*)(W + t * TILE * K);
+    const int64_t E = K / 2;
+    int64_t e = 0;
+#if defined(__AVX512BF16__)
+    const uint32_t* xp = (const uint32_t*)x;
+    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+#define PAIR_DOT(acc, i) acc = _mm512_dpbf16_ps(acc, (__m512bh)_mm512_loadu_si512(w + (i) * TILE), \
+                                                (__m512bh)_mm512_set1_epi32((int)xp[i]))
+    for (; e + 4 <= E; e += 4) { PAIR_DOT(a0, e); PAIR_DOT(a1, e + 1); PAIR_DOT(a2, e + 2); PAIR_DOT(a3, e + 3); }
+    for (; e < E; e++) PAIR_DOT(a0, e);
+#undef PAIR_DOT
+    _mm512_storeu_ps(out, _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+    return;
+#endif
+    const uint16_t* h = (const uint16_t*)w;
+    for (int l = 0; l < TILE; l++) out[l] = 0.0f;
+    for (; e < E; e++)
+        for (int l = 0; l < TILE; l++)
+            out[l] += bf16_to_f32(h[(e * TILE + l) * 2]) * bf16_to_f32(x[2 * e])
+                      + bf16_to_f32(h[(e * TILE + l) * 2 + 1]) * bf16_to_f32(x[2 * e + 1]);
 }
 
 /* bf16 x as int16 with one scale (max|x| -> 16383), for dot_int8; returns the scale. 14 bits for the

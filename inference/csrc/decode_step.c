@@ -9,7 +9,7 @@ typedef struct {              /* one weight matrix: rows in the model's dtype, o
     const void* weight;
     const float* scales;      /* NULL unless int8 */
     int64_t rows, cols;
-    int32_t packed;           /* int8 packed by tiles of 16 rows (tile_int8) */
+    int32_t packed;           /* packed by tiles of 16 rows (tile_int8, tile_bf16) */
 } Matrix;
 
 /* Below, "act" tensors (norm weights, caches, RoPE tables, embedding, activations) hold bf16, or float32 in a
@@ -62,10 +62,12 @@ static inline float row_dot(const Matrix* m, int64_t n, const Input* in) {
 /* v[l] = the product of row 16t + l with the input, for the rows of tile t that exist; returns how many. */
 static inline int64_t tile_dot(const Matrix* m, int64_t t, const Input* in, float* v) {
     int64_t n0 = t * TILE, count = m->rows - n0 < TILE ? m->rows - n0 : TILE;
-    if (m->packed) {
+    if (m->packed && m->scales) {
         int32_t sums[TILE];
         tile_int8((const int8_t*)m->weight, t, m->cols, in->xq, sums);
         for (int64_t l = 0; l < count; l++) v[l] = (float)sums[l] * in->xs * m->scales[n0 + l];
+    } else if (m->packed) {  /* bf16 */
+        tile_bf16((const uint16_t*)m->weight, t, m->cols, (const uint16_t*)in->x, v);
     } else {
         for (int64_t l = 0; l < count; l++) v[l] = row_dot(m, n0 + l, in);
     }

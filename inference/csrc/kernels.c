@@ -23,8 +23,17 @@ int int8_packing(void) {
 /* Every entry point that allocates returns 0, or -1 when an allocation failed (nothing computed): the
    Python side raises MemoryError, which the engine reports as out of memory. */
 
-/* y[n] = sum_k W[n,k] x[k] for bf16 W (N x K, row-major) and bf16 x; y bf16 or f32. */
-int gemv_bf16(const uint16_t* W, const uint16_t* x, void* y, int64_t N, int64_t K, int out_f32) {
+/* y[n] = sum_k W[n,k] x[k] for bf16 W (N x K, row-major or packed by 16-row tiles) and bf16 x; y bf16 or f32. */
+int gemv_bf16(const uint16_t* W, const uint16_t* x, void* y, int64_t N, int64_t K, int out_f32, int packed) {
+    if (packed) {
+        #pragma omp parallel for schedule(dynamic, 16) if (N * K >= PARALLEL_MIN)
+        for (int64_t t = 0; t < N / TILE; t++) {
+            float sums[TILE];
+            tile_bf16(W, t, K, x, sums);
+            for (int l = 0; l < TILE; l++) store(y, out_f32, t * TILE + l, sums[l]);
+        }
+        return 0;
+    }
     float* xf = (float*)malloc(sizeof(float) * (size_t)(K + 16));
     if (!xf) return -1;
     for (int64_t k = 0; k < K; k++) xf[k] = bf16_to_f32(x[k]);
