@@ -86,7 +86,7 @@ def load():
             i64, ptr = ctypes.c_int64, ctypes.c_void_p
             lib.gemv_bf16.argtypes = [ptr, ptr, ptr, i64, i64, ctypes.c_int, ctypes.c_int]
             lib.pack_bf16.argtypes = [ptr, i64, i64]
-            lib.gemm_packed_bf16.argtypes = [ptr, ptr, ptr, i64, i64, i64, ctypes.c_int]
+            lib.gemm_packed.argtypes = [ptr, ptr, ptr, ptr, i64, i64, i64, ctypes.c_int]
             lib.gemv_f32.argtypes = [ptr, ptr, ptr, i64, i64]
             lib.gemv_int8.argtypes = [ptr, ptr, ptr, ptr, i64, i64, ctypes.c_int, ctypes.c_int]
             f32 = ctypes.c_float
@@ -103,7 +103,7 @@ def load():
             lib.dequantize_int8_bf16.restype = ctypes.c_int
             lib.decode_step.restype = ctypes.c_int
             lib.int8_packing.restype = lib.bf16_packing.restype = ctypes.c_int
-            lib.pack_bf16.restype = lib.gemm_packed_bf16.restype = ctypes.c_int
+            lib.pack_bf16.restype = lib.gemm_packed.restype = ctypes.c_int
             if not lib.kernels_vectorised():
                 lib = None  # a scalar build would be slower than torch's own kernels
         except (OSError, subprocess.SubprocessError, AttributeError):
@@ -136,10 +136,12 @@ def pack_bf16(lib, weight: torch.Tensor) -> None:
     checked(lib.pack_bf16(weight.data_ptr(), *weight.shape))
 
 
-def gemm_packed_bf16(lib, weight: torch.Tensor, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """out[M, N] (bf16 or f32) = x[M, K] (bf16, contiguous) @ weight.T for a packed bf16 weight [N, K]."""
-    checked(lib.gemm_packed_bf16(weight.data_ptr(), x.data_ptr(), out.data_ptr(), x.shape[0], *weight.shape,
-                                 int(out.dtype == torch.float32)))
+def gemm_packed(lib, weight: torch.Tensor, x: torch.Tensor, out: torch.Tensor,
+                scales: torch.Tensor | None = None) -> torch.Tensor:
+    """out[M, N] (bf16 or f32) = x[M, K] (bf16, contiguous) @ weight.T for a packed weight [N, K]: bf16, or int8
+    with per-row float32 scales (out = scales * the int8 products). Needs lib.bf16_packing()."""
+    checked(lib.gemm_packed(weight.data_ptr(), None if scales is None else scales.data_ptr(), x.data_ptr(),
+                            out.data_ptr(), x.shape[0], *weight.shape, int(out.dtype == torch.float32)))
     return out
 
 

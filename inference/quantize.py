@@ -75,6 +75,15 @@ class _KernelLinear(nn.Module):
         return self(x, torch.float32)
 
 
+def _packed_product(lib, weight: torch.Tensor, x: torch.Tensor, out_dtype: torch.dtype,
+                    scales: torch.Tensor | None = None) -> torch.Tensor:
+    """x[..., K] @ weight.T for a packed weight (bf16, or int8 with its row scales): the C product on bf16 rows."""
+    rows = x.reshape(-1, x.shape[-1]).to(torch.bfloat16).contiguous()
+    kind = out_dtype if out_dtype in (torch.bfloat16, torch.float32) else torch.float32
+    out = cpu_kernels.gemm_packed(lib, weight, rows, torch.empty(rows.shape[0], weight.shape[0], dtype=kind), scales)
+    return out.reshape(*x.shape[:-1], weight.shape[0]).to(out_dtype)
+
+
 class CpuLinear(_KernelLinear):
     """A bias-free bf16 or float32 linear layer (the same weight Parameter) whose products use the C kernels.
 
@@ -100,14 +109,12 @@ class CpuLinear(_KernelLinear):
     def forward(self, x: torch.Tensor, out_dtype: torch.dtype | None = None) -> torch.Tensor:
         out_dtype = out_dtype or x.dtype
         if self.packed:  # every product goes through the kernels: F.linear cannot read the packed layout
-            rows = x.reshape(-1, self.in_features).to(torch.bfloat16).contiguous()
-            kind = out_dtype if out_dtype in (torch.bfloat16, torch.float32) else torch.float32
-            out = torch.empty(rows.shape[0], self.out_features, dtype=kind)
-            if rows.shape[0] == 1:
-                cpu_kernels.gemv(self._lib, self.weight, rows[0], out[0], packed=True)
-            else:
-                cpu_kernels.gemm_packed_bf16(self._lib, self.weight, rows, out)
-            return out.reshape(*x.shape[:-1], self.out_features).to(out_dtype)
+            if x.numel() == self.in_features:  # one row (decode): the matrix-vector kernel
+                kind = torch.float32 if out_dtype == torch.float32 else torch.bfloat16
+                row, out = x.reshape(-1).to(torch.bfloat16).contiguous(), torch.empty(self.out_features, dtype=kind)
+                cpu_kernels.gemv(self._lib, self.weight, row, out, packed=True)
+                return out.reshape(*x.shape[:-1], self.out_features).to(out_dtype)
+            return _packed_product(self._lib, self.weight, x, out_dtype)
         if _single_row(x) and x.dtype == self.weight.dtype and self.weight.is_contiguous() and (
                 x.dtype == torch.bfloat16 or out_dtype == torch.float32):
             out = torch.empty(*x.shape[:-1], self.out_features, dtype=out_dtype)
@@ -119,7 +126,8 @@ class Int8Linear(_KernelLinear):
     """Weight-only int8: int8 rows with one float32 scale each; activations and outputs keep the model dtype.
 
     One-row products (decode) use the C kernel when it is available, else aten's _weight_int8pack_mm;
-    several rows (prefill, compute-bound) dequantize the matrix to the activation dtype and use F.linear.
+    several bf16 rows (prefill, compute-bound) use the packed C product where the weights are packed, else
+    the matrix dequantized to the activation dtype and F.linear.
     """
 
     def __init__(self, out_features: int, in_features: int, lib=None, device: torch.device | str = "cpu",
@@ -187,6 +195,8 @@ class Int8Linear(_KernelLinear):
                 y = torch.ops.aten._weight_int8pack_mm(x.reshape(1, -1).contiguous(), self.qweight,
                                                        self.scales.to(x.dtype))
                 return y.reshape(*x.shape[:-1], self.out_features).to(out_dtype or x.dtype)
+        if self.packed and x.dtype == torch.bfloat16 and self._lib.bf16_packing():  # no dequantized copy
+            return _packed_product(self._lib, self.qweight, x, out_dtype or x.dtype, self.scales)
         return F.linear(x, self.dequantized(x.dtype)).to(out_dtype or x.dtype)
 
 

@@ -105,6 +105,10 @@ def test_packed_int8_layer_equals_the_row_major_one(rows, cols):
     assert torch.equal(packed(x), plain(x)) and torch.equal(packed.logits(x), plain.logits(x))
     assert torch.equal(packed.dequantized(torch.bfloat16), plain.dequantized(torch.bfloat16))
     assert torch.equal(packed.dequantized(torch.float32), plain.dequantized(torch.float32))
+    xs = torch.randn(13, cols).to(torch.bfloat16)  # prefill: the packed C product, no dequantized matrix
+    exact = (xs.double() @ plain.qweight.double().T) * plain.scales.double()
+    for layer in (packed, plain):
+        assert (layer(xs).double() - exact).abs().max() <= 2 ** -7 * exact.abs().max()
 
 
 @needs_kernels
