@@ -95,15 +95,9 @@ def load():
             lib.rmsnorm_bf16.restype = None
             lib.decode_step.argtypes = [ptr, i64, i64, ptr]
             lib.attn_prefill.argtypes = [ptr, ptr, ptr, ptr, i64, i64, i64, i64, i64, i64, f32, ptr, ctypes.c_int]
-            lib.attn_prefill.restype = ctypes.c_int
             lib.dequantize_int8_bf16.argtypes = [ptr, ptr, ptr, i64, i64, ctypes.c_int]
-            # These allocate scratch memory: 0, or -1 when that failed (see checked()).
-            for name in ("gemv_bf16", "gemv_f32", "gemv_int8", "attn_decode"):
-                getattr(lib, name).restype = ctypes.c_int
-            lib.dequantize_int8_bf16.restype = ctypes.c_int
-            lib.decode_step.restype = ctypes.c_int
-            lib.int8_packing.restype = lib.bf16_packing.restype = ctypes.c_int
-            lib.pack_bf16.restype = lib.gemm_packed.restype = ctypes.c_int
+            # Every other entry point returns an int (ctypes' default restype): a flag, or for those that
+            # allocate scratch memory 0, or -1 when that failed (see checked()).
             if not lib.kernels_vectorised():
                 lib = None  # a scalar build would be slower than torch's own kernels
         except (OSError, subprocess.SubprocessError, AttributeError):

@@ -108,17 +108,12 @@ class CpuLinear(_KernelLinear):
 
     def forward(self, x: torch.Tensor, out_dtype: torch.dtype | None = None) -> torch.Tensor:
         out_dtype = out_dtype or x.dtype
-        if self.packed:  # every product goes through the kernels: F.linear cannot read the packed layout
-            if x.numel() == self.in_features:  # one row (decode): the matrix-vector kernel
-                kind = torch.float32 if out_dtype == torch.float32 else torch.bfloat16
-                row, out = x.reshape(-1).to(torch.bfloat16).contiguous(), torch.empty(self.out_features, dtype=kind)
-                cpu_kernels.gemv(self._lib, self.weight, row, out, packed=True)
-                return out.reshape(*x.shape[:-1], self.out_features).to(out_dtype)
-            return _packed_product(self._lib, self.weight, x, out_dtype)
         if _single_row(x) and x.dtype == self.weight.dtype and self.weight.is_contiguous() and (
                 x.dtype == torch.bfloat16 or out_dtype == torch.float32):
             out = torch.empty(*x.shape[:-1], self.out_features, dtype=out_dtype)
-            return cpu_kernels.gemv(self._lib, self.weight, x.contiguous(), out)
+            return cpu_kernels.gemv(self._lib, self.weight, x.contiguous(), out, packed=self.packed)
+        if self.packed:  # F.linear cannot read the packed layout: several rows (or other dtypes) take the C product
+            return _packed_product(self._lib, self.weight, x, out_dtype)
         return F.linear(x, self.weight).to(out_dtype)
 
 
@@ -260,8 +255,8 @@ def optimize_linears(model: nn.Module, dtype: torch.dtype, device: torch.device,
             if hasattr(module, "kernel") and hasattr(module, "eps"):
                 module.kernel = functools.partial(cpu_kernels.rmsnorm_bf16, lib)
     kernel_layers = sum(isinstance(m, (CpuLinear, Int8Linear)) for m in model.modules())
-    return {"layers": kernel_layers, "quantize": quantize, "cpu_kernels": lib is not None, "decode_attention": attention,
-            "prefill_attention": attention}
+    return {"layers": kernel_layers, "quantize": quantize, "cpu_kernels": lib is not None,
+            "decode_attention": attention}  # prefill attention goes with it
 
 
 def _attend(lib, q, k_cache, v_cache, length, *, scale, slopes):
