@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from . import hugepages
+from .cpu import hugepages
 
 #: The issue's reference shape: Baichuan2's vocabulary with a small body, so it runs in minutes on 2 cores.
 DEFAULT_SHAPE = dict(hidden_size=1024, num_layers=8, num_heads=16, intermediate_size=2816, vocab_size=125696)
@@ -263,7 +263,7 @@ def best_seconds(fn, reps: int) -> float:
 
 def measure_bandwidth(gib: float = 1.0, reps: int = 7) -> dict:
     """DRAM bandwidth as torch sees it, over `gib` GiB: an fp32 matrix-vector product and a plain sum (reads),
-    the same sum on huge pages (how our weights are held, inference.hugepages), and a STREAM triad (two
+    the same sum on huge pages (how our weights are held, inference.cpu.hugepages), and a STREAM triad (two
     reads, one write, reported only). Decode only reads weights, so the roofline takes the best *read*
     probe; a triad mixes in writes, which 2 cores can drive faster than reads alone."""
     n = int(gib * (1 << 30) / 4) // 16384 * 16384

@@ -82,7 +82,7 @@ class BandwidthProbe:
     def __init__(self, device: str, mib: int = 256):
         import torch
 
-        from .hugepages import empty
+        from .cpu.hugepages import empty
 
         self.buffer = empty(((mib << 20) // 4,), torch.float32, "cpu") if device == "cpu" else None
         if self.buffer is not None:

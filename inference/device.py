@@ -63,9 +63,9 @@ def cpu_auto_dtype() -> torch.dtype:
     That holds with our C kernels only: stock torch's bf16 decode path was ~5x slower than float32 here on the
     demo model (0.7 vs 3.9 tok/s, same loaded machine, BAICHUAN_NO_CPU_KERNELS=1), so without them: float32.
     """
-    from . import cpu_kernels
+    from .cpu import auto_dtype  # builds the C kernels on first use (cached): the choice depends on them
 
-    return torch.bfloat16 if cpu_kernels.load() is not None else torch.float32
+    return auto_dtype()
 
 
 def dtype_name(dtype: torch.dtype) -> str:

@@ -11,12 +11,10 @@ import torch
 
 from .config import GenerationDefaults, ModelConfig
 from .detokenizer import IncrementalDetokenizer
+from . import cpu
 from .device import dtype_name, resolve_device, resolve_dtype
-from . import cpu_kernels
 from .errors import DeviceError, InputError
-from .fused_decode import FusedDecode
-from .model import Decoder
-from .quantize import check_quantize, optimize_linears, prepare_int8
+from .model import CausalLM
 from .sampling import Sampler, SamplingParams
 from .torch_guard import is_out_of_memory
 
@@ -56,7 +54,7 @@ def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
 class Engine:
     """A loaded model with its tokenizer, chat rule and KV cache; generate() streams tokens."""
 
-    def __init__(self, *, model: Decoder, tokenizer, chat_format, defaults: GenerationDefaults, name: str,
+    def __init__(self, *, model: torch.nn.Module, tokenizer, chat_format, defaults: GenerationDefaults, name: str,
                  is_demo: bool, device: torch.device, source: str, load_seconds: float = 0.0):
         self.model, self.tokenizer, self.chat_format = model, tokenizer, chat_format
         self.config: ModelConfig = model.config
@@ -66,7 +64,7 @@ class Engine:
         self.max_seq_len = model.max_seq_len
         self.load_seconds = load_seconds
         self.quantize: str | None = None  # "int8" when the linear layers hold int8 weights
-        self.kernels: dict = {}  # what inference.quantize.optimize_linears did
+        self.kernels: dict = {}  # what inference.cpu.accelerate installed
         self._cached_ids: list[int] = []  # tokens whose keys/values are valid in the KV cache
         self._lock = threading.Lock()
 
@@ -79,7 +77,7 @@ class Engine:
 
         quantize="int8" stores every linear layer (lm_head included) as weight-only int8 with one scale per
         output row (decode reads half the bytes of bf16); None keeps the dtype's weights. On a CPU, bf16
-        models also get the C matrix-vector and decode-attention kernels of inference.cpu_kernels.
+        models also get the C matrix-vector and decode-attention kernels of inference.cpu.
         """
         from .loader import load_demo_parts, load_folder_parts
 
@@ -92,15 +90,14 @@ class Engine:
 
         torch_device = resolve_device(device)
         torch_dtype = resolve_dtype(dtype, torch_device)
-        quantize = check_quantize(quantize, torch_device)
+        quantize = cpu.check_quantize(quantize, torch_device)
         loader = load_demo_parts if model_dir is None else load_folder_parts
         parts = loader(model_dir, torch_dtype, report, check_cancel)
         seq_len = _check_max_seq_len(max_seq_len, parts.config.model_max_length)
         report(0.1, "allocating the model")
         try:
-            model = Decoder(parts.config, seq_len, torch_dtype, torch_device)
-            if quantize == "int8":  # quantized as the weights stream in: no bf16 copy of the matrices
-                prepare_int8(model, torch_device, normalized=model.lm_head if parts.config.norm_head else None)
+            model = CausalLM(parts.config, seq_len, torch_dtype, torch_device, cpu.weight_allocator(torch_device))
+            cpu.prepare(model, quantize, torch_device)  # int8: quantized as the weights stream in, no bf16 copy
             parts.fill(model, lambda f, msg: (check_cancel(), report(0.1 + 0.85 * f, msg)))
             model.finish_loading()
         except Exception as exc:
@@ -111,10 +108,7 @@ class Engine:
                               "try a smaller --max-seq-len, another dtype or another device") from None
         model.eval()
         report(0.96, "quantizing to int8" if quantize else "preparing the fast kernels")
-        kernels = optimize_linears(model, torch_dtype, torch_device, quantize)
-        if kernels["decode_attention"]:
-            model.fused_step = FusedDecode.build(cpu_kernels.load(), model)
-        kernels["fused_decode"] = model.fused_step is not None
+        model, kernels = cpu.accelerate(model, torch_dtype, torch_device, quantize)  # the fast path, from outside
         report(1.0, "ready")
         engine = cls(model=model, tokenizer=parts.tokenizer, chat_format=parts.chat_format, defaults=parts.defaults,
                      name=parts.name, is_demo=model_dir is None, device=torch_device, source=parts.source,

@@ -17,7 +17,7 @@ sys.path.insert(0, str(ROOT))
 
 import torch
 
-from inference import cpu_kernels, hugepages
+from inference.cpu import hugepages, kernels as cpu_kernels
 
 
 def build() -> ctypes.CDLL:

@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from inference import cpu_kernels
+from inference.cpu import kernels as cpu_kernels
 
 pytestmark = pytest.mark.skipif(cpu_kernels.load() is None, reason="no C compiler / vector ISA for the CPU kernels")
 
@@ -55,7 +55,7 @@ def test_prefill_attention_kernel_matches_sdpa(heads, kv_heads, dim, start, leng
 
 ALLOCATION_FAILURE = """
 import resource, torch
-from inference import cpu_kernels
+from inference.cpu import kernels as cpu_kernels
 lib = cpu_kernels.load()
 q, cache = torch.zeros(16, 1, 4096), torch.zeros(1, 512, 4096)  # float32: 512 packed keys need 8 MB
 vm = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmSize:"))

@@ -6,7 +6,7 @@ import pytest
 
 PROBE = """
 import torch
-from inference import cpu_kernels
+from inference.cpu import kernels as cpu_kernels
 assert 5e-324 * 1.0 > 0 and float(torch.tensor(1e-40) * 1.0) > 0, "subnormals already flushed before loading"
 lib = cpu_kernels.load()
 print("loaded" if lib is not None else "none")

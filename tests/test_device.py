@@ -6,7 +6,7 @@ import sys
 import pytest
 import torch
 
-from inference import cpu_kernels
+from inference.cpu import kernels as cpu_kernels
 from inference.device import resolve_device, resolve_dtype
 from inference.errors import DeviceError
 

@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import load_file
 
-from inference import cpu_kernels
+from inference.cpu import kernels as cpu_kernels
 from inference.engine import Engine
 from inference.fixtures import WEIGHT_FORMATS, write_model_folder
 

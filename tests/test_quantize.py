@@ -10,11 +10,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from inference import cpu_kernels
+from inference.cpu import kernels as cpu_kernels
 from inference.engine import Engine
 from inference.errors import DeviceError, InputError
 from inference.fixtures import write_model_folder
-from inference.quantize import CpuLinear, Int8Linear, check_quantize, optimize_linears, quantize_int8
+from inference.cpu import CpuLinear, Int8Linear, check_quantize, optimize_linears
+from inference.cpu.fused import FusedDecoder
+from inference.cpu.int8 import quantize_int8
 
 ROOT = Path(__file__).resolve().parent.parent
 needs_kernels = pytest.mark.skipif(cpu_kernels.load() is None, reason="no C compiler / vector ISA for the CPU kernels")
@@ -290,10 +292,10 @@ def test_rmsnorm_kernel_matches_the_torch_formula(rows, size):
 def test_fused_decode_step_matches_the_step_by_step_path(folders, name, dtype, quantize):
     """The one-call C decode step computes what the torch modules compute, roundings included."""
     engine = Engine.load(folders[name], device="cpu", dtype=dtype, quantize=quantize)
-    assert engine.kernels["fused_decode"] and engine.model.fused_step is not None
+    assert engine.kernels["fused_decode"] and isinstance(engine.model, FusedDecoder)
     ids = ids_for(engine, 40, seed=5)
     fused = step_logits(engine, ids, prefill=4)
-    engine.model.fused_step = None
+    engine.model = engine.model.decoder  # the same model without its C step
     stepwise = step_logits(engine, ids, prefill=4)
     assert F.cosine_similarity(fused, stepwise, dim=-1).min() > 0.9999
     assert (fused - stepwise).abs().max() <= (1e-5 if dtype == "float32" else 0.02) * stepwise.abs().max()

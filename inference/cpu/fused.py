@@ -1,10 +1,11 @@
-"""A whole CPU decode step in one C call (csrc/decode_step.c): the model's weights described to it once, at load.
+"""FusedDecoder: wraps a CausalLM so a one-token decode step is one C call (csrc/decode_step.c).
 
 Step by step, a decode token costs ~15 small torch ops and a kernel call per layer, each with Python and
 OpenMP fork/join overhead; on a small model that is a fifth of the step. Here the embedding row, every
 layer and the logits run in one parallel region. It applies to bf16 and float32 models on the CPU whose
 linear layers are the C-kernel ones (CpuLinear, or Int8Linear for weight-only int8 in a bf16 model);
-`FusedDecode.build` returns None for anything else and the model keeps its step-by-step path.
+`FusedDecoder.wrap` returns None for anything else and the model keeps its step-by-step path. Prefill
+(several positions) and all-logits calls go to the wrapped model.
 """
 from __future__ import annotations
 
@@ -13,8 +14,11 @@ import math
 
 import torch
 
-from . import cpu_kernels
-from .quantize import CpuLinear, Int8Linear
+from torch import nn
+
+from . import kernels
+from .int8 import Int8Linear
+from .linear import CpuLinear
 
 i64, f32, ptr = ctypes.c_int64, ctypes.c_float, ctypes.c_void_p
 
@@ -28,7 +32,9 @@ class Layer(ctypes.Structure):
                 ("gate", Matrix), ("up", Matrix), ("down", Matrix), ("k_cache", ptr), ("v_cache", ptr)]
 
 
-class Model(ctypes.Structure):
+class CModel(ctypes.Structure):
+    """csrc/decode_step.c's description of the whole model (pointers into the torch tensors)."""
+
     _fields_ = [("layers", i64), ("hidden", i64), ("heads", i64), ("kv_heads", i64), ("head_dim", i64),
                 ("intermediate", i64), ("positions", i64), ("eps", f32), ("scale", f32), ("slopes", ptr),
                 ("rope_cos", ptr), ("rope_sin", ptr), ("embed", ptr), ("final_norm", ptr), ("lm_head", Matrix),
@@ -53,16 +59,40 @@ def _plain(dtype: torch.dtype, *tensors: torch.Tensor | None) -> bool:
         t is None or (t.dtype == dtype and t.is_contiguous() and t.device.type == "cpu") for t in tensors)
 
 
-class FusedDecode:
-    """Callable (token id, position) -> float32 logits [vocab] that also writes the KV cache at position."""
+class FusedDecoder(nn.Module):
+    """The model with its decode step in C: forward(tokens, start, all_logits) like the model's own."""
 
-    def __init__(self, lib, model: Model, keep: list):
-        self._lib, self._model = lib, model
+    def __init__(self, decoder: nn.Module, lib, c_model: CModel, keep: list):
+        super().__init__()
+        self.decoder = decoder
+        self._lib, self._c_model = lib, c_model
         self._keep = keep  # the ctypes arrays and tensors the C struct points into
-        self.vocab = model.lm_head.rows
+        self.vocab = c_model.lm_head.rows
+
+    def __getattr__(self, name: str):
+        """Everything else is the wrapped model's (config, max_seq_len, model, lm_head…), as torch.compile's
+        wrapper does it."""
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            return getattr(self.decoder, name)
+
+    def forward(self, tokens: torch.Tensor, start: int = 0, all_logits: bool = False) -> torch.Tensor:
+        if tokens.shape[0] != 1 or all_logits:
+            return self.decoder(tokens, start, all_logits)
+        self.decoder.check_span(start, 1)
+        return self.step(int(tokens[0]), start)
+
+    def step(self, token: int, position: int) -> torch.Tensor:
+        """float32 logits [V] after `token` at `position`; writes the KV cache at `position`."""
+        logits = torch.empty(self.vocab, dtype=torch.float32)
+        kernels.checked(self._lib.decode_step(ctypes.byref(self._c_model), int(token), int(position),
+                                              logits.data_ptr()))
+        return logits
 
     @classmethod
-    def build(cls, lib, decoder) -> "FusedDecode | None":
+    def wrap(cls, lib, decoder) -> "FusedDecoder | None":
+        """The wrapped model, or None when some part of it is not on the C kernels."""
         cfg, backbone = decoder.config, decoder.model
         if lib is None or not hasattr(lib, "decode_step"):
             return None
@@ -85,16 +115,10 @@ class FusedDecode:
         slopes = None if decoder.alibi is None else decoder.alibi.float().contiguous()
         array = (Layer * len(layers))(*layers)
         int8 = any(isinstance(m, Int8Linear) for m in decoder.modules())
-        model = Model(len(layers), cfg.hidden_size, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim,
+        c_model = CModel(len(layers), cfg.hidden_size, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim,
                       cfg.intermediate_size, decoder.max_seq_len, backbone.norm.eps, 1.0 / math.sqrt(cfg.head_dim),
                       None if slopes is None else slopes.data_ptr(),
                       *(None if t is None else t.data_ptr() for t in rope), embed.data_ptr(), final_norm.data_ptr(),
                       head, array, int(int8), int(dtype == torch.float32))
         keep += [array, slopes, embed, final_norm, *rope]
-        return cls(lib, model, keep)
-
-    def __call__(self, token: int, position: int) -> torch.Tensor:
-        logits = torch.empty(self.vocab, dtype=torch.float32)
-        cpu_kernels.checked(self._lib.decode_step(ctypes.byref(self._model), int(token), int(position),
-                                                  logits.data_ptr()))
-        return logits
+        return cls(decoder, lib, c_model, keep)

@@ -1,10 +1,10 @@
 """Optional CPU kernels (bf16, float32 and int8 weights) compiled once with the system C compiler, loaded with ctypes.
 
 Decode on a CPU multiplies one activation row by every weight matrix: it is a pure memory stream, and
-stock torch's bf16 and int8-weight paths read weights well below DRAM bandwidth. The C in inference/csrc
+stock torch's bf16 and int8-weight paths read weights well below DRAM bandwidth. The C in inference/cpu/csrc
 (OpenMP, AVX-512/AVX-512-BF16 when the CPU has them, chosen by -march=native) streams them at full speed:
 matrix-vector products, decode attention and RMSNorm for torch to call one at a time, and a whole decode
-step in one call (inference.fused_decode). It is built on first use into the user cache folder; without a
+step in one call (inference.cpu.fused). It is built on first use into the user cache folder; without a
 C compiler, or with BAICHUAN_NO_CPU_KERNELS=1, `load()` returns None and callers keep torch's own kernels.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-#: The C sources (inference/csrc), compiled together into one library.
+#: The C sources (inference/cpu/csrc), compiled together into one library.
 SOURCE_DIR = Path(__file__).resolve().parent / "csrc"
 SOURCE_FILES = ("common.h", "kernels.c", "decode_step.c", "prefill_attention.c", "packed.c")
 
