@@ -15,6 +15,9 @@ def npu_available() -> bool:
     """True when torch_npu is installed, imports, and sees at least one NPU."""
     if importlib.util.find_spec("torch_npu") is None:
         return False
+    from .npu.runtime import ensure_task_queue
+
+    ensure_task_queue()  # TASK_QUEUE_ENABLE=2 unless set: torch_npu reads it at import
     try:
         import torch_npu  # noqa: F401  (registers the "npu" device with torch)
     except Exception:
@@ -66,6 +69,18 @@ def cpu_auto_dtype() -> torch.dtype:
     from .cpu import auto_dtype  # builds the C kernels on first use (cached): the choice depends on them
 
     return auto_dtype()
+
+
+def synchronizer(device: torch.device):
+    """A call that waits for the device's queued work (a no-op on the CPU): timings read after it are real.
+
+    Kernels on CUDA and on an NPU run asynchronously; without a sync a timer measures the launches only.
+    """
+    if device.type == "cuda":
+        return torch.cuda.synchronize
+    if device.type == "npu":
+        return torch.npu.synchronize
+    return lambda: None
 
 
 def dtype_name(dtype: torch.dtype) -> str:

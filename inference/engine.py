@@ -11,8 +11,8 @@ import torch
 
 from .config import GenerationDefaults, ModelConfig
 from .detokenizer import IncrementalDetokenizer
-from . import cpu
-from .device import dtype_name, resolve_device, resolve_dtype
+from . import cpu, npu
+from .device import dtype_name, resolve_device, resolve_dtype, synchronizer
 from .errors import DeviceError, InputError
 from .model import CausalLM
 from .sampling import Sampler, SamplingParams
@@ -55,7 +55,8 @@ class Engine:
     """A loaded model with its tokenizer, chat rule and KV cache; generate() streams tokens."""
 
     def __init__(self, *, model: torch.nn.Module, tokenizer, chat_format, defaults: GenerationDefaults, name: str,
-                 is_demo: bool, device: torch.device, source: str, load_seconds: float = 0.0):
+                 is_demo: bool, device: torch.device, source: str, load_seconds: float = 0.0,
+                 sync: Callable[[], None] | None = None):
         self.model, self.tokenizer, self.chat_format = model, tokenizer, chat_format
         self.config: ModelConfig = model.config
         self.defaults, self.name, self.is_demo, self.source = defaults, name, is_demo, source
@@ -63,6 +64,7 @@ class Engine:
         self.device, self.dtype = device.type, dtype_name(next(model.parameters()).dtype)
         self.max_seq_len = model.max_seq_len
         self.load_seconds = load_seconds
+        self._sync = sync or synchronizer(device)  # timings wait for the device's queued work
         self.quantize: str | None = None  # "int8" when the linear layers hold int8 weights
         self.kernels: dict = {}  # what inference.cpu.accelerate installed
         self._cached_ids: list[int] = []  # tokens whose keys/values are valid in the KV cache
@@ -72,12 +74,13 @@ class Engine:
     @classmethod
     def load(cls, model_dir: str | Path | None = None, device: str = "auto", dtype: str = "auto",
              max_seq_len: int | None = None, progress: Progress | None = None,
-             cancel: threading.Event | None = None, quantize: str | None = None) -> "Engine":
+             cancel: threading.Event | None = None, quantize: str | None = None, npu_ops=None) -> "Engine":
         """Load a Baichuan model folder, or the demo model when model_dir is None.
 
         quantize="int8" stores every linear layer (lm_head included) as weight-only int8 with one scale per
         output row (decode reads half the bytes of bf16); None keeps the dtype's weights. On a CPU, bf16
-        models also get the C matrix-vector and decode-attention kernels of inference.cpu.
+        models also get the C matrix-vector and decode-attention kernels of inference.cpu. On an Ascend NPU
+        the model gets inference.npu's fused ops and NZ weights; npu_ops stands in for torch_npu (tests).
         """
         from .loader import load_demo_parts, load_folder_parts
 
@@ -88,9 +91,15 @@ class Engine:
             if cancel is not None and cancel.is_set():
                 raise Cancelled("loading was cancelled")
 
-        torch_device = resolve_device(device)
-        torch_dtype = resolve_dtype(dtype, torch_device)
-        quantize = cpu.check_quantize(quantize, torch_device)
+        torch_device = resolve_device(device) if npu_ops is None else npu_ops.device
+        ops = npu.resolve_ops(torch_device, npu_ops)  # None off the NPU path
+        if ops is not None:
+            torch_dtype = npu.resolve_dtype(dtype)
+            quantize = npu.check_quantize(quantize)
+            ops.set_device(torch_device)  # before anything is allocated on it
+        else:
+            torch_dtype = resolve_dtype(dtype, torch_device)
+            quantize = cpu.check_quantize(quantize, torch_device)
         loader = load_demo_parts if model_dir is None else load_folder_parts
         parts = loader(model_dir, torch_dtype, report, check_cancel)
         seq_len = _check_max_seq_len(max_seq_len, parts.config.model_max_length)
@@ -108,11 +117,14 @@ class Engine:
                               "try a smaller --max-seq-len, another dtype or another device") from None
         model.eval()
         report(0.96, "quantizing to int8" if quantize else "preparing the fast kernels")
-        model, kernels = cpu.accelerate(model, torch_dtype, torch_device, quantize)  # the fast path, from outside
+        if ops is not None:  # the fast path, from outside
+            model, kernels = npu.accelerate(model, torch_dtype, torch_device, ops)
+        else:
+            model, kernels = cpu.accelerate(model, torch_dtype, torch_device, quantize)
         report(1.0, "ready")
         engine = cls(model=model, tokenizer=parts.tokenizer, chat_format=parts.chat_format, defaults=parts.defaults,
                      name=parts.name, is_demo=model_dir is None, device=torch_device, source=parts.source,
-                     load_seconds=time.perf_counter() - started)
+                     load_seconds=time.perf_counter() - started, sync=ops.synchronize if ops else None)
         engine.quantize, engine.kernels = quantize, kernels
         return engine
 
@@ -178,6 +190,7 @@ class Engine:
             eos = set(self.defaults.eos_token_ids)
             reused = min(common_prefix_length(self._cached_ids, ids), len(ids) - 1)
             self._cached_ids = []  # invalid until this forward pass completes
+            self._sync()
             started = time.perf_counter()
             try:
                 logits = self.model(torch.tensor(ids[reused:], device=self.torch_device), reused)
@@ -187,6 +200,7 @@ class Engine:
                     raise
                 raise DeviceError(f"out of memory on {self.torch_device} during prefill; "
                                   "shorten the conversation or lower MAX_SEQ_LEN") from None
+            self._sync()
             first_at = time.perf_counter()
             self._cached_ids = list(ids)
             output, pieces, reason = [], [], "length"
@@ -214,6 +228,7 @@ class Engine:
                 self._cached_ids.append(token)
                 token = sampler.pick(logits)
             pieces.append(detok.flush())  # an incomplete UTF-8 tail, if any, reaches the final text only
+            self._sync()
             finished = time.perf_counter()
         decode_tokens = len(output) - 1
         metrics = {
