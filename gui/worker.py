@@ -112,24 +112,24 @@ class InferenceWorker(QObject):
         if self._engine is None:
             self.error.emit("no model is loaded; open a model folder or load the demo model")
             return
-        from inference.engine import FinishEvent
+        from inference.engine import ChatStarted, FinishEvent
 
         settings = request["settings"]
         try:
-            chat = self._engine.encode_chat(chat_messages(request["messages"], settings.get("system_prompt", "")),
-                                            int(settings["max_new_tokens"]))
-            events = self._engine.generate(chat.input_ids, chat.budget["max_new_tokens"],
-                                           sampling_params(settings), request["cancel"])
+            events = self._engine.stream_chat(
+                chat_messages(request["messages"], settings.get("system_prompt", "")),
+                int(settings["max_new_tokens"]), sampling_params(settings), request["cancel"])
             meter = _SpeedMeter()
-            finish = None
-            started = time.perf_counter()
+            chat = finish = None
             for event in events:
+                if isinstance(event, ChatStarted):
+                    chat = event
+                    continue
                 if isinstance(event, FinishEvent):
                     finish = event
                     break
-                if meter.count == 0:
-                    self.first_token.emit({"ttft_s": time.perf_counter() - started,
-                                           "prompt_tokens": len(chat.input_ids)})
+                if event.ttft_s is not None:
+                    self.first_token.emit({"ttft_s": event.ttft_s, "prompt_tokens": len(chat.input_ids)})
                 self.token.emit(event.text, event.token_id)
                 rate = meter.tick(time.perf_counter())
                 if rate is not None:
@@ -142,13 +142,16 @@ class InferenceWorker(QObject):
             "metrics": dict(finish.metrics), "dropped_rounds": chat.dropped_rounds, "budget": dict(chat.budget),
         })
 
-    def _report(self, exc: BaseException, what: str) -> None:
+    def _report(self, exc: BaseException, what: str, released: str = "") -> None:
         from inference.errors import UserError
 
-        if not isinstance(exc, (UserError, MemoryError)) and type(exc).__name__ != "Cancelled":
+        # The typed cancel, without importing the engine (and torch) here: it is loaded whenever it can be raised.
+        cancelled = getattr(sys.modules.get("inference.engine"), "Cancelled", UserError)
+        if not isinstance(exc, (UserError, MemoryError, cancelled)):
             print(f"baichuan-chat: {what} failed:", file=sys.stderr)
             traceback.print_exception(exc, file=sys.stderr)
-        self.error.emit(user_message(exc))
+        note = f" ({released} was unloaded first to make room for the new model)" if released else ""
+        self.error.emit(user_message(exc) + note)
 
 
 class BudgetWorker(QObject):

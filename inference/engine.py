@@ -1,6 +1,7 @@
 """The Engine: loads a model folder (or the demo model) and streams chat answers; shared by GUI, CLI, bench, tests."""
 from __future__ import annotations
 
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -14,6 +15,7 @@ from .detokenizer import IncrementalDetokenizer
 from .device import dtype_name, resolve_device, resolve_dtype
 from . import cpu_kernels
 from .errors import DeviceError, InputError
+from .fair_lock import FairLock
 from .fused_decode import FusedDecode
 from .model import Decoder
 from .quantize import check_quantize, optimize_linears, prepare_int8
@@ -24,11 +26,25 @@ Progress = Callable[[float, str], None]
 
 
 @dataclass
+class ChatStarted:
+    """The first event of stream_chat: the prompt ids the chat rule built, its budget and dropped rounds."""
+
+    input_ids: list[int]
+    budget: dict
+    dropped_rounds: int
+
+
+@dataclass
 class TokenEvent:
-    """One generated token and the text it completes (may be '' while a UTF-8 character is incomplete)."""
+    """One generated token and the text it completes (may be '' while a UTF-8 character is incomplete).
+
+    The first token of an answer carries the time to it (ttft_s, measured here once); later ones None.
+    """
 
     token_id: int
     text: str
+    ttft_s: float | None = None
+
 
 
 @dataclass
@@ -43,6 +59,11 @@ class FinishEvent:
 
 class Cancelled(Exception):
     """Model loading was cancelled by the user."""
+
+
+class ContextLengthError(InputError):
+    """Prompt + requested answer exceed MAX_SEQ_LEN and the caller asked for no truncation (the API's 400)."""
+
 
 
 def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
@@ -68,7 +89,7 @@ class Engine:
         self.quantize: str | None = None  # "int8" when the linear layers hold int8 weights
         self.kernels: dict = {}  # what inference.quantize.optimize_linears did
         self._cached_ids: list[int] = []  # tokens whose keys/values are valid in the KV cache
-        self._lock = threading.Lock()
+        self._lock = FairLock()
 
     # ---- loading -------------------------------------------------------------------------------
     @classmethod
@@ -133,11 +154,35 @@ class Engine:
     def default_sampling(self, **overrides) -> SamplingParams:
         return SamplingParams.from_defaults(self.defaults, **overrides)
 
-    def encode_chat(self, messages: list[dict], max_new_tokens: int | None = None):
-        """Chat ids for messages under the model's chat rule (rounds dropped to fit MAX_SEQ_LEN)."""
+    def encode_chat(self, messages: list[dict], max_new_tokens: int | None = None, truncate: bool = True):
+        """Chat ids for messages under the model's chat rule (rounds dropped to fit MAX_SEQ_LEN).
+
+        truncate=False (the API's way, as vLLM): nothing is dropped; ContextLengthError names the numbers
+        when prompt + max_new_tokens exceed MAX_SEQ_LEN, and max_new_tokens None fills what is left.
+        """
+        if not truncate:
+            whole = len(self.chat_format.build(messages, 1, sys.maxsize).input_ids)
+            if max_new_tokens is None:
+                max_new_tokens = min(self.defaults.max_new_tokens, max(self.max_seq_len - whole, 1))
+            if not isinstance(max_new_tokens, bool) and isinstance(max_new_tokens, int) and max_new_tokens >= 1 \
+                    and whole + max_new_tokens > self.max_seq_len:
+                raise ContextLengthError(
+                    f"This model's maximum context length (MAX_SEQ_LEN) is {self.max_seq_len} tokens. However, you "
+                    f"requested {whole + max_new_tokens} tokens ({whole} in the messages, {max_new_tokens} in the "
+                    "completion). Please reduce the length of the messages or completion.")
         if max_new_tokens is None:
             max_new_tokens = min(self.defaults.max_new_tokens, self.max_seq_len - 1)
         return self.chat_format.build(messages, max_new_tokens, self.max_seq_len)
+
+    @property
+    def waiting(self) -> int:
+        """How many requests wait for their turn on this engine (not counting the one answering now)."""
+        return self._lock.waiting
+
+    @property
+    def busy(self) -> bool:
+        return self._lock.busy
+
 
     def check_request(self, input_ids, max_new_tokens) -> tuple[list[int], int]:
         """Validate ids and lengths against the vocabulary and SEQ_LEN + OUTPUT_SEQ_LEN <= MAX_SEQ_LEN."""
@@ -162,10 +207,25 @@ class Engine:
             )
         return list(input_ids), max_new_tokens
 
+    def stream_chat(self, messages: list[dict], max_new_tokens: int | None = None,
+                    sampling: SamplingParams | None = None, cancel: threading.Event | None = None,
+                    truncate: bool = True) -> Iterator[ChatStarted | TokenEvent | FinishEvent]:
+        """The one streaming chat entry: ChatStarted, then TokenEvent per token, then one FinishEvent.
+
+        The window's worker, the terminal chat, `ask` and the API server all iterate over it. Input is
+        checked before ChatStarted (InputError); the engine is taken in arrival order (see FairLock), and a
+        request whose cancel is set while it waits ends with no tokens and finish_reason "cancelled".
+        """
+        chat_input = self.encode_chat(messages, max_new_tokens, truncate)
+        events = self.generate(chat_input.input_ids, chat_input.budget["max_new_tokens"], sampling, cancel)
+        yield ChatStarted(chat_input.input_ids, chat_input.budget, chat_input.dropped_rounds)
+        yield from events
+
     def chat(self, messages: list[dict], max_new_tokens: int | None = None, sampling: SamplingParams | None = None,
              cancel: threading.Event | None = None) -> Iterator[TokenEvent | FinishEvent]:
-        chat_input = self.encode_chat(messages, max_new_tokens)
-        return self.generate(chat_input.input_ids, chat_input.budget["max_new_tokens"], sampling, cancel)
+        """stream_chat's token and finish events only."""
+        return (e for e in self.stream_chat(messages, max_new_tokens, sampling, cancel)
+                if not isinstance(e, ChatStarted))
 
     # ---- generation ----------------------------------------------------------------------------
     def generate(self, input_ids, max_new_tokens: int | None = None, sampling: SamplingParams | None = None,
@@ -177,7 +237,13 @@ class Engine:
         return self._generate(ids, max_new, params, cancel)
 
     def _generate(self, ids, max_new, params, cancel) -> Iterator[TokenEvent | FinishEvent]:
-        with self._lock:
+        queued_at = time.perf_counter()
+        if not self._lock.acquire(cancel):  # cancel counts only while queued behind another request
+            yield FinishEvent([], "", "cancelled", {"queued_s": time.perf_counter() - queued_at, "ttft_s": 0.0,
+                                                    "prompt_tokens": len(ids), "output_tokens": 0,
+                                                    "finish_reason": "cancelled"})
+            return
+        try:
             sampler = Sampler(params, self.config.vocab_size, self.torch_device)
             sampler.start(ids)
             detok = IncrementalDetokenizer(self.tokenizer)
@@ -200,7 +266,7 @@ class Engine:
                 output.append(token)
                 text = "" if token in eos else detok.push(token)
                 pieces.append(text)
-                yield TokenEvent(token, text)
+                yield TokenEvent(token, text, first_at - started if len(output) == 1 else None)
                 if token in eos:
                     reason = "stop"
                     break
@@ -221,8 +287,11 @@ class Engine:
                 token = sampler.pick(logits)
             pieces.append(detok.flush())  # an incomplete UTF-8 tail, if any, reaches the final text only
             finished = time.perf_counter()
+        finally:
+            self._lock.release()
         decode_tokens = len(output) - 1
         metrics = {
+            "queued_s": started - queued_at,
             "ttft_s": first_at - started,
             "prefill_tokens": len(ids) - reused,
             "prefill_tokens_per_s": (len(ids) - reused) / max(first_at - started, 1e-9),
