@@ -59,10 +59,22 @@ async def run_window(args: argparse.Namespace) -> int:
 
     from . import i18n, theme
     from .main_window import MainWindow
-    from .paths import history_path
+    from .paths import data_dir, history_path
+    from .single_instance import InstanceGuard, raise_window
     from .store import STATE_LANGUAGE, STATE_THEME, Store
 
     app = QApplication.instance()
+    guard = InstanceGuard(data_dir(), app)
+    held = guard.acquire()
+    if held == "taken":  # never open the history another instance is writing
+        if guard.ask_owner_to_raise():
+            print(f"baichuan-chat is already running on {guard.folder}; raised its window.", flush=True)
+            return 0
+        print(f"error: another baichuan-chat holds {guard.folder} (lock {guard.folder / 'instance.lock'}) and did "
+              "not answer; close it first", file=sys.stderr, flush=True)
+        return 1
+    if held == "unlocked":
+        print(f"warning: cannot lock {guard.folder}; a second window on it would not be noticed", file=sys.stderr)
     store, warning = Store.open_or_fallback(history_path())
     language = args.language or store.get_state(STATE_LANGUAGE) or "system"
     i18n.install(i18n.resolve(language))
@@ -73,6 +85,7 @@ async def run_window(args: argparse.Namespace) -> int:
     previous_hook, sys.excepthook = sys.excepthook, _excepthook(window_ref)
     closed = asyncio.Event()
     app.lastWindowClosed.connect(closed.set)
+    guard.raise_requested.connect(lambda: raise_window(window))
     window.show()
     if warning:
         window.show_error(translate("MainWindow", "History"), warning)
@@ -86,6 +99,7 @@ async def run_window(args: argparse.Namespace) -> int:
     sys.excepthook = previous_hook
     window_ref.clear()
     store.close()
+    guard.release()
     return 0
 
 
