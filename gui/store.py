@@ -283,6 +283,16 @@ class Store:
                 "ORDER BY c.updated DESC, c.id DESC", (_clean(query), _clean(pattern))).fetchall()
         return [self._conversation(row) for row in rows]
 
+    def titles_in_use(self, titles: Iterable[str]) -> set[tuple[str, str]]:
+        """(title, created) of the conversations whose title is exactly one of `titles` (import's duplicates)."""
+        titles, found = [_clean(t) for t in set(titles)], set()
+        with self._tx("") as conn:
+            for start in range(0, len(titles), 500):  # bound values: exact even for text holding NUL
+                chunk = titles[start:start + 500]
+                found.update(conn.execute("SELECT title, created FROM conversations WHERE title IN "
+                                          f"({', '.join('?' * len(chunk))})", chunk))
+        return found
+
     def get_conversation(self, conversation_id: int) -> Conversation | None:
         """A conversation with its messages in order, or None if it does not exist."""
         with self._tx("") as conn:
