@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 
 from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer
 from PySide6.QtGui import QKeySequence, QShortcut
@@ -18,14 +19,17 @@ from .chat_view import ChatView
 from .conversation_list import ConversationList
 from .engine_client import EngineClient, LoadCancelled, WorkerError
 from .export import ExportError, export_json, export_markdown, import_json
+from .file_dirs import start_dir
 from .input_box import InputBox
 from .menus import Menus
 from .model_dialog import LoadStatus, ModelBanner, ModelDialog
 from .settings_panel import SettingsPanel
 from .speed_plot import SpeedPanel
 from .store import STATE_LANGUAGE, STATE_LAST_MODEL_DIR, STATE_THEME, STATE_WINDOW_GEOMETRY, Store
+from .store_schema import StoreError
 
 STATE_DEVICE, STATE_DTYPE, STATE_BROWSE_DIR = "device", "dtype", "last_browse_dir"
+STATE_FILE_DIR = "last_file_dir"  # the folder of the last export or import (STATE_BROWSE_DIR is the model's)
 
 
 class MainWindow(QMainWindow):
@@ -193,11 +197,23 @@ class MainWindow(QMainWindow):
         self.settings_panel.set_model_info(info if state == "ready" else None)
 
     def show_error(self, title: str, message: str) -> QMessageBox:
-        """A non-blocking error dialog with the one-sentence message; the window stays usable."""
-        box = QMessageBox(QMessageBox.Icon.Critical, title, message, QMessageBox.StandardButton.Ok, self)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.open()
-        self.error_box = box
+        """A non-modal error notice with the one-sentence message; the window stays usable. There is only ever
+        one: a later error replaces the text of the one shown, and a repeat of it is counted, not stacked."""
+        box = self.error_box
+        if box is None:
+            box = self.error_box = QMessageBox(QMessageBox.Icon.Critical, title, message,
+                                               QMessageBox.StandardButton.Ok, self)
+            box.setWindowModality(Qt.WindowModality.NonModal)
+            box.finished.connect(lambda _result: setattr(self, "_error_repeats", 0))
+        if box.isVisible() and (box.windowTitle(), box.text()) == (title, message):
+            self._error_repeats = getattr(self, "_error_repeats", 1) + 1
+            box.setInformativeText(self.tr("This happened %n time(s).", "", self._error_repeats))
+        else:
+            self._error_repeats = 1
+            box.setWindowTitle(title)
+            box.setText(message)
+            box.setInformativeText("")
+        box.show()
         return box
 
     # ---- model -------------------------------------------------------------------------------
@@ -277,14 +293,27 @@ class MainWindow(QMainWindow):
                                                     or "conversation")
         name = "".join(ch if ch.isalnum() or ch in "-_ " else "_" for ch in title).strip() or "conversation"
         filters = self.tr("Markdown (*.md)") if fmt == "md" else self.tr("JSON (*.json)")
-        path, _ = QFileDialog.getSaveFileName(self, self.tr("Export"), f"{name}.{suffix}", filters)
+        folder = start_dir(self.store.get_state(STATE_FILE_DIR))
+        path, _ = QFileDialog.getSaveFileName(self, self.tr("Export"), os.path.join(folder, f"{name}.{suffix}"),
+                                              filters)
         if path:
+            self._remember_file_dir(path)
             self.run(self.export_to(path, fmt, everything))
 
     def _ask_import(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, self.tr("Import conversations"), "", self.tr("JSON (*.json)"))
+        path, _ = QFileDialog.getOpenFileName(self, self.tr("Import conversations"),
+                                              start_dir(self.store.get_state(STATE_FILE_DIR)), self.tr("JSON (*.json)"))
         if path:
+            self._remember_file_dir(path)
             self.run(self.import_from(path))
+
+    def _remember_file_dir(self, path: str) -> None:
+        """The next export or import dialog opens where this one's file is (a convenience: a history that
+        cannot be written now does not stop the export)."""
+        try:
+            self.store.set_state(STATE_FILE_DIR, os.path.dirname(os.path.abspath(path)))
+        except StoreError:
+            pass
 
     # ---- language, theme, window -------------------------------------------------------------
     def set_language(self, choice: str) -> None:
