@@ -1,4 +1,4 @@
-"""Command line: the seed's flow (two offline inferences, then terminal chat), `generate`, `encode` and `bench`."""
+"""Command line: the seed's flow (two offline inferences, then terminal chat), `generate`, `encode`, `ask`, `serve` and `bench`."""
 from __future__ import annotations
 
 import argparse
@@ -6,7 +6,9 @@ import json
 import sys
 from pathlib import Path
 
+from .ask import add_ask_parser, run_ask
 from .errors import InputError, UserError
+from .serve.command import add_serve_parser, run_serve
 from .torch_guard import torch_import_problem
 
 OFFLINE_PROMPTS = ["解释一下“温故而知新”", "What is the capital of France?"]
@@ -55,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="benchmark against transformers (and llama.cpp when installed)",
                            add_help=False)
     bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+    add_ask_parser(sub, model_options)
+    add_serve_parser(sub, model_options)
     return parser
 
 
@@ -192,6 +196,10 @@ def main(argv: list[str] | None = None) -> int:
             return run_generate(args)
         if args.command == "encode":
             return run_encode(args)
+        if args.command == "ask":
+            return run_ask(args, load_engine, json_for_stdout, rounded)
+        if args.command == "serve":
+            return run_serve(args, load_engine)
         if args.command == "bench":
             from .bench import main as bench_main
 
