@@ -63,7 +63,7 @@ def open_backend(args, load_engine):
 
 
 def run_ask(args, load_engine, json_for_stdout, rounded) -> int:
-    from .engine import FinishEvent, TokenEvent
+    from .events import FinishEvent, TokenEvent
 
     check_args(args)
     engine, sampling = open_backend(args, load_engine)

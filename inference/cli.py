@@ -207,7 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     else:
         args = build_parser().parse_args(argv)
     tolerant_stdout()
-    problem = torch_import_problem()
+    remote_only = args.command == "ask" and args.remote  # a thin client: no torch needed
+    problem = None if remote_only else torch_import_problem()
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 1

@@ -4,7 +4,6 @@ from __future__ import annotations
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -15,6 +14,7 @@ from .detokenizer import IncrementalDetokenizer
 from .device import dtype_name, resolve_device, resolve_dtype
 from . import cpu_kernels
 from .errors import DeviceError, InputError
+from .events import ChatStarted, FinishEvent, TokenEvent
 from .fair_lock import FairLock
 from .fused_decode import FusedDecode
 from .model import Decoder
@@ -23,38 +23,6 @@ from .sampling import Sampler, SamplingParams
 from .torch_guard import is_out_of_memory
 
 Progress = Callable[[float, str], None]
-
-
-@dataclass
-class ChatStarted:
-    """The first event of stream_chat: the prompt ids the chat rule built, its budget and dropped rounds."""
-
-    input_ids: list[int]
-    budget: dict
-    dropped_rounds: int
-
-
-@dataclass
-class TokenEvent:
-    """One generated token and the text it completes (may be '' while a UTF-8 character is incomplete).
-
-    The first token of an answer carries the time to it (ttft_s, measured here once); later ones None.
-    """
-
-    token_id: int
-    text: str
-    ttft_s: float | None = None
-
-
-
-@dataclass
-class FinishEvent:
-    """The end of one generation: all new ids (EOS included when it ended the answer), text, reason, metrics."""
-
-    output_ids: list[int]
-    text: str
-    finish_reason: str  # "stop" (EOS), "length" (max_new_tokens) or "cancelled"
-    metrics: dict = field(default_factory=dict)
 
 
 class Cancelled(Exception):

@@ -12,9 +12,8 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from .config import GenerationDefaults
-from .engine import ChatStarted, FinishEvent, TokenEvent
+from .events import ChatStarted, FinishEvent, TokenEvent
 from .errors import UserError
-from .sampling import SamplingParams
 
 CONNECT_TIMEOUT_S = 10.0
 READ_TIMEOUT_S = 600.0  # longest silence between two chunks (a long prefill on a busy server)
@@ -140,7 +139,9 @@ class RemoteEngine:
                                   "JSON list") from None
 
     # ---- the Engine's interface -----------------------------------------------------------------
-    def default_sampling(self, **overrides) -> SamplingParams:
+    def default_sampling(self, **overrides):
+        from .sampling import SamplingParams  # torch: only when asked (ask --remote runs without it)
+
         return SamplingParams.from_defaults(self.defaults, **overrides)
 
     def info(self) -> dict:
