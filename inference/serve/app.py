@@ -85,7 +85,10 @@ async def errors_middleware(request: web.Request, handler):
     try:
         return await handler(request)
     except ApiError as exc:
-        return web.json_response(exc.body(), status=exc.status)
+        response = web.json_response(exc.body(), status=exc.status)
+        if exc.status in (408, 413):  # the rest of that body is not read: the connection ends here
+            response.force_close()
+        return response
     except UserError as exc:
         err = user_error(exc)
         return web.json_response(err.body(), status=err.status)

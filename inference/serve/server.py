@@ -13,6 +13,7 @@ from .app import EngineProvider, build_app
 
 KEEPALIVE_S = 15.0  # an idle or half-sent connection (headers never finished) is closed after this
 SHUTDOWN_S = 5.0  # answers still running when stopping get this long to end (they are cancelled first)
+LINGER_S = 2.0  # after an early answer (408, 413) the unread rest of a body is drained this long at most
 MAX_HEADERS = 64  # header lines in one request
 MAX_FIELD_BYTES = 8190  # one header line / the request line
 
@@ -87,7 +88,7 @@ class ServerHandle:
         self._runner = web.AppRunner(self._app, handler_cancellation=True, keepalive_timeout=KEEPALIVE_S,
                                      max_headers=MAX_HEADERS, max_line_size=MAX_FIELD_BYTES,
                                      max_field_size=MAX_FIELD_BYTES, access_log=None,
-                                     shutdown_timeout=SHUTDOWN_S)
+                                     shutdown_timeout=SHUTDOWN_S, lingering_time=LINGER_S)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, reuse_address=True)
         try:
