@@ -40,6 +40,7 @@ class EngineClient(QObject):
         self._pending: deque[tuple[str, asyncio.Future, threading.Event]] = deque()
         self._load_future: asyncio.Future | None = None
         self._budget_id = 0
+        self._budget_waiters: dict[int, asyncio.Future] = {}
         self.worker = InferenceWorker()
         self.budget_worker = BudgetWorker()
         self._threads = []
@@ -122,6 +123,17 @@ class EngineClient(QObject):
                                      "system_prompt": settings.get("system_prompt", ""),
                                      "max_new_tokens": settings["max_new_tokens"]})
 
+    def count_budget(self, messages: list[dict], settings: dict) -> asyncio.Future:
+        """The budget of sending exactly `messages` now (a budget_ready dict); None when no model is ready or a
+        newer count replaced this one before the worker reached it."""
+        future = asyncio.get_event_loop().create_future()
+        if self.state != "ready":
+            future.set_result(None)
+            return future
+        self.request_budget(messages, settings)
+        self._budget_waiters[self._budget_id] = future
+        return future
+
     def shutdown(self, timeout_ms: int = 15000) -> None:
         """Cancel everything and stop both threads (called once, when the app quits)."""
         for _, _, cancel in self._pending:
@@ -166,7 +178,12 @@ class EngineClient(QObject):
             future.set_exception(error)
 
     def _on_encoded(self, result: dict) -> None:
-        if result.get("id") == self._budget_id:
+        answered = result.get("id")
+        for budget_id in [i for i in self._budget_waiters if i <= answered]:
+            future = self._budget_waiters.pop(budget_id)
+            if not future.done():
+                future.set_result(dict(result) if budget_id == answered else None)
+        if answered == self._budget_id:
             self.budget_ready.emit(result)
 
     def _set_state(self, state: str) -> None:

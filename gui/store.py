@@ -343,6 +343,15 @@ class Store:
             return conn.execute("UPDATE messages SET content = ? WHERE id = ? AND status = 'streaming'",
                                 (_clean(text), message_id)).rowcount == 1
 
+    def resume_streaming(self, message_id: int) -> Message:
+        """Set a finished assistant message back to 'streaming' (Continue appends to it); committed."""
+        with self._tx() as conn:
+            message = self._get_message(conn, message_id)
+            if message.role != "assistant":
+                raise StoreError(f"Message {message_id} is not an answer; only answers can be continued.")
+            conn.execute("UPDATE messages SET status = 'streaming' WHERE id = ?", (message_id,))
+            return self._get_message(conn, message_id)
+
     def finish_message(self, message_id: int, text: str, status: str = "complete",
                        metrics: Mapping[str, Any] | None = None) -> Message:
         """Set a message's final text, status (complete/stopped/interrupted/error) and metrics; durable."""

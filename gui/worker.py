@@ -185,6 +185,9 @@ class BudgetWorker(QObject):
             chat = engine.encode_chat(messages, wanted)
             result.update(prompt_tokens=len(chat.input_ids), dropped_rounds=chat.dropped_rounds,
                           max_new_tokens=chat.budget["max_new_tokens"], budget=dict(chat.budget))
+            # The newest round alone, uncut (no length limit): what of it does not fit is cut from its start.
+            uncut = len(engine.chat_format.build(newest, 1, 1 << 40).input_ids)
+            result["cut_tokens"] = max(0, uncut - (engine.max_seq_len - chat.budget["max_new_tokens"]))
         except Exception as exc:  # noqa: BLE001 - shown under the bar, never a crash
             result["error"] = user_message(exc)
         self.encoded.emit(result)
