@@ -39,6 +39,7 @@ class EngineClient(QObject):
         self.last_error = ""
         self._pending: deque[tuple[str, asyncio.Future, threading.Event]] = deque()
         self._load_future: asyncio.Future | None = None
+        self._kept_info: dict | None = None  # the model a failed load left in use (the worker's `kept`)
         self._budget_id = 0
         self._budget_waiters: dict[int, asyncio.Future] = {}
         self.worker = InferenceWorker()
@@ -60,6 +61,7 @@ class EngineClient(QObject):
         self.worker.load_progress.connect(self.load_progress)
         self.worker.loaded.connect(self._on_loaded)
         self.worker.finished.connect(self._on_finished)
+        self.worker.kept.connect(self._on_kept)
         self.worker.error.connect(self._on_error)
         self.budget_worker.encoded.connect(self._on_encoded)
         for thread in self._threads:
@@ -163,6 +165,9 @@ class EngineClient(QObject):
         if future is not None and not future.done():
             future.set_result(self.info)
 
+    def _on_kept(self, info: dict) -> None:
+        self._kept_info = dict(info)
+
     def _on_finished(self, result: dict) -> None:
         _, future, _ = self._pop()
         if future is not None and not future.done():
@@ -171,9 +176,13 @@ class EngineClient(QObject):
     def _on_error(self, message: str) -> None:
         kind, future, cancel = self._pop()
         error = LoadCancelled(message) if kind == "load" and cancel.is_set() else WorkerError(message)
+        kept, self._kept_info = (self._kept_info, None) if kind == "load" else (None, self._kept_info)
         if kind == "load" and future is self._load_future:
             self.last_error = "" if isinstance(error, LoadCancelled) else message
-            self._set_state("failed" if not isinstance(error, LoadCancelled) else "empty")
+            if kept is not None:  # the model that was working is still loaded: it stays in use
+                self.info = kept
+            self._set_state("ready" if kept is not None else "failed" if not isinstance(error, LoadCancelled)
+                            else "empty")
         if future is not None and not future.done():
             future.set_exception(error)
 

@@ -6,6 +6,7 @@ import sys
 import threading
 import time
 import traceback
+import weakref
 from collections import deque
 
 from PySide6.QtCore import QObject, Signal, Slot
@@ -73,18 +74,20 @@ class InferenceWorker(QObject):
     speed = Signal(int, float)  # output tokens so far, decode tok/s
     first_token = Signal(dict)  # ttft_s, prompt_tokens: shown before the answer's final metrics
     engine_changed = Signal(object)  # the Engine (or None), for the BudgetWorker only: never to the GUI
+    kept = Signal(dict)  # a load failed or was cancelled: engine.info() of the model still in use (before error)
 
     def __init__(self):
         super().__init__()
         self._engine = None
+        self._released = ""  # the model a load unloaded to make room, for its error message
 
     @Slot(object)
     def load(self, request: dict) -> None:
-        """Load a model folder (None = the demo model); the previous engine is released first."""
-        self._engine = None
-        self.engine_changed.emit(None)
-        gc.collect()
+        """Load a model folder (None = the demo model). The working model stays until the new one is loaded:
+        a failed or cancelled load leaves it in use (`kept` carries its info, just before `error`). Only when
+        the new model would not fit in memory beside it is it released first, and the progress says so."""
         cancel: threading.Event = request["cancel"]
+        self._released = ""
         try:
             from inference.torch_guard import torch_import_problem
 
@@ -97,14 +100,32 @@ class InferenceWorker(QObject):
             engine = Engine.load(
                 request.get("model_dir"), device=request.get("device") or "auto",
                 dtype=request.get("dtype") or "auto", max_seq_len=request.get("max_seq_len"),
-                progress=self.load_progress.emit, cancel=cancel,
+                progress=self.load_progress.emit, cancel=cancel, before_allocate=self._make_room,
             )
         except Exception as exc:  # noqa: BLE001 - every failure becomes a dialog, the app stays up
-            self._report(exc, "loading")
+            if self._engine is not None:
+                self.kept.emit(self._engine.info())
+            self._report(exc, "loading", self._released)
             return
+        self._engine = None  # the previous engine goes before the new one is announced
+        gc.collect()
         self._engine = engine
         self.engine_changed.emit(engine)
         self.loaded.emit(engine.info())
+
+    def _make_room(self, plan) -> None:
+        """Engine.load's hook before it allocates: release the working model if the new one does not fit beside it."""
+        if self._engine is None or plan.fits:
+            return
+        old = weakref.ref(self._engine)
+        self._released = self._engine.name
+        self._engine = None
+        self.engine_changed.emit(None)  # the budget worker drops its reference in its own thread
+        deadline = time.monotonic() + 2.0
+        while old() is not None and time.monotonic() < deadline:
+            gc.collect()
+            time.sleep(0.01)
+        self.load_progress.emit(0.09, f"unloaded {self._released} to make room for the new model")
 
     @Slot(object)
     def generate(self, request: dict) -> None:

@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -200,6 +202,36 @@ def rounded(metrics: dict) -> dict:
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
 
 
+def run_command(args) -> int:
+    if args.command == "generate":
+        return run_generate(args)
+    if args.command == "encode":
+        return run_encode(args)
+    if args.command == "ask":
+        return run_ask(args, load_engine, json_for_stdout, rounded)
+    if args.command == "serve":
+        return run_serve(args, load_engine)
+    if args.command == "bench":
+        from .bench import main as bench_main
+
+        return bench_main(args.bench_args)
+    from .terminal_chat import run_seed_flow
+
+    return run_seed_flow(load_engine(args), OFFLINE_PROMPTS, CHAT_HELP)
+
+
+def quiet_broken_pipe() -> int:
+    """Whoever read stdout went away (`generate ... | head`): stop without a traceback, as Python's docs on
+    SIGPIPE advise (stdout pointed at devnull, so the flush at exit has nowhere to fail), exit status 141
+    as if killed by SIGPIPE."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        pass  # stdout is no real file (a test's StringIO): nothing to flush at exit
+    return 141
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["bench"]:  # the benchmark parses its own options (argparse's REMAINDER drops leading --flags)
@@ -213,21 +245,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {problem}", file=sys.stderr)
         return 1
     try:
-        if args.command == "generate":
-            return run_generate(args)
-        if args.command == "encode":
-            return run_encode(args)
-        if args.command == "ask":
-            return run_ask(args, load_engine, json_for_stdout, rounded)
-        if args.command == "serve":
-            return run_serve(args, load_engine)
-        if args.command == "bench":
-            from .bench import main as bench_main
-
-            return bench_main(args.bench_args)
-        from .terminal_chat import run_seed_flow
-
-        return run_seed_flow(load_engine(args), OFFLINE_PROMPTS, CHAT_HELP)
+        code = run_command(args)
+        sys.stdout.flush()  # a closed pipe shows up here, not at exit as an "Exception ignored" traceback
+        return code
+    except BrokenPipeError:
+        return quiet_broken_pipe()
     except UserError as exc:
         print_error(exc)
         return 1

@@ -1,6 +1,7 @@
 """The Engine: loads a model folder (or the demo model) and streams chat answers; shared by GUI, CLI, bench, tests."""
 from __future__ import annotations
 
+import math
 import sys
 import threading
 import time
@@ -13,10 +14,11 @@ from .config import GenerationDefaults, ModelConfig
 from .detokenizer import IncrementalDetokenizer
 from .device import dtype_name, resolve_device, resolve_dtype
 from . import cpu_kernels
-from .errors import DeviceError, InputError
+from .errors import DeviceError, InputError, ModelOutputError
 from .events import ChatStarted, FinishEvent, TokenEvent
 from .fair_lock import FairLock
 from .fused_decode import FusedDecode
+from .memory_plan import MemoryPlan
 from .model import Decoder
 from .quantize import check_quantize, optimize_linears, prepare_int8
 from .sampling import Sampler, SamplingParams
@@ -31,7 +33,6 @@ class Cancelled(Exception):
 
 class ContextLengthError(InputError):
     """Prompt + requested answer exceed MAX_SEQ_LEN and the caller asked for no truncation (the API's 400)."""
-
 
 
 def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
@@ -63,12 +64,19 @@ class Engine:
     @classmethod
     def load(cls, model_dir: str | Path | None = None, device: str = "auto", dtype: str = "auto",
              max_seq_len: int | None = None, progress: Progress | None = None,
-             cancel: threading.Event | None = None, quantize: str | None = None) -> "Engine":
+             cancel: threading.Event | None = None, quantize: str | None = None,
+             before_allocate: Callable[[MemoryPlan], None] | None = None) -> "Engine":
         """Load a Baichuan model folder, or the demo model when model_dir is None.
 
         quantize="int8" stores every linear layer (lm_head included) as weight-only int8 with one scale per
         output row (decode reads half the bytes of bf16); None keeps the dtype's weights. On a CPU, bf16
         models also get the C matrix-vector and decode-attention kernels of inference.cpu_kernels.
+
+        Nothing is allocated until the config was checked against the weight headers and the memory the
+        load needs (weights, KV cache, position tables) against what is free; before_allocate(plan), when
+        given, runs just before that check (e.g. to release a previous model that would not fit beside
+        this one). Setting `cancel` stops the load at its next step (each config file, the tokenizer, the
+        header check, each ~32 MB of weights, each layer's kernel setup) with Cancelled.
         """
         from .loader import load_demo_parts, load_folder_parts
 
@@ -83,14 +91,25 @@ class Engine:
         torch_dtype = resolve_dtype(dtype, torch_device)
         quantize = check_quantize(quantize, torch_device)
         loader = load_demo_parts if model_dir is None else load_folder_parts
+        check_cancel()
         parts = loader(model_dir, torch_dtype, report, check_cancel)
         seq_len = _check_max_seq_len(max_seq_len, parts.config.model_max_length)
+        check_cancel()
+        report(0.08, "checking free memory")
+        plan = MemoryPlan.measure(parts.config, seq_len, torch_dtype, quantize, torch_device)
+        if before_allocate is not None:
+            before_allocate(plan)
+            plan = plan.remeasured()
+        plan.check()
+        check_cancel()
         report(0.1, "allocating the model")
         try:
             model = Decoder(parts.config, seq_len, torch_dtype, torch_device)
+            check_cancel()
             if quantize == "int8":  # quantized as the weights stream in: no bf16 copy of the matrices
                 prepare_int8(model, torch_device, normalized=model.lm_head if parts.config.norm_head else None)
             parts.fill(model, lambda f, msg: (check_cancel(), report(0.1 + 0.85 * f, msg)))
+            check_cancel()
             model.finish_loading()
         except Exception as exc:
             if not is_out_of_memory(exc):  # CUDA/NPU OutOfMemoryError, or the CPU allocator's RuntimeError
@@ -100,10 +119,12 @@ class Engine:
                               "try a smaller --max-seq-len, another dtype or another device") from None
         model.eval()
         report(0.96, "quantizing to int8" if quantize else "preparing the fast kernels")
-        kernels = optimize_linears(model, torch_dtype, torch_device, quantize)
+        kernels = optimize_linears(model, torch_dtype, torch_device, quantize, check_cancel=check_cancel)
+        check_cancel()
         if kernels["decode_attention"]:
             model.fused_step = FusedDecode.build(cpu_kernels.load(), model)
         kernels["fused_decode"] = model.fused_step is not None
+        check_cancel()
         report(1.0, "ready")
         engine = cls(model=model, tokenizer=parts.tokenizer, chat_format=parts.chat_format, defaults=parts.defaults,
                      name=parts.name, is_demo=model_dir is None, device=torch_device, source=parts.source,
@@ -150,7 +171,6 @@ class Engine:
     @property
     def busy(self) -> bool:
         return self._lock.busy
-
 
     def check_request(self, input_ids, max_new_tokens) -> tuple[list[int], int]:
         """Validate ids and lengths against the vocabulary and SEQ_LEN + OUTPUT_SEQ_LEN <= MAX_SEQ_LEN."""
@@ -221,7 +241,7 @@ class Engine:
             started = time.perf_counter()
             try:
                 logits = self.model(torch.tensor(ids[reused:], device=self.torch_device), reused)
-                token = sampler.pick(logits)
+                token = _pick(sampler, logits)
             except Exception as exc:
                 if not is_out_of_memory(exc):
                     raise
@@ -252,7 +272,7 @@ class Engine:
                     raise DeviceError(f"out of memory on {self.torch_device} while generating; "
                                       "shorten the conversation or lower MAX_SEQ_LEN") from None
                 self._cached_ids.append(token)
-                token = sampler.pick(logits)
+                token = _pick(sampler, logits)
             pieces.append(detok.flush())  # an incomplete UTF-8 tail, if any, reaches the final text only
             finished = time.perf_counter()
         finally:
@@ -271,6 +291,23 @@ class Engine:
             "finish_reason": reason,
         }
         yield FinishEvent(output, "".join(pieces), reason, metrics)
+
+
+NON_FINITE = "the model produced non-finite values (NaN or infinity); its weights may be broken"
+
+
+def _pick(sampler: Sampler, logits: torch.Tensor) -> int:
+    """sampler.pick, refusing NaN or infinite logits (one element checked per step: the chosen one; argmax
+    picks a NaN or +inf when there is one, and sampling from such logits fails in multinomial)."""
+    try:
+        token = sampler.pick(logits)
+    except RuntimeError:
+        if bool(torch.isfinite(logits).all()):
+            raise
+        raise ModelOutputError(NON_FINITE) from None
+    if not math.isfinite(float(logits[token])):
+        raise ModelOutputError(NON_FINITE)
+    return token
 
 
 def _check_max_seq_len(requested: int | None, model_max: int) -> int:

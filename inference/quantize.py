@@ -225,18 +225,22 @@ def _linears(model: nn.Module):
                 yield parent, name, child
 
 
-def optimize_linears(model: nn.Module, dtype: torch.dtype, device: torch.device, quantize: str | None = None) -> dict:
+def optimize_linears(model: nn.Module, dtype: torch.dtype, device: torch.device, quantize: str | None = None,
+                     check_cancel=None) -> dict:
     """Swap the bias-free nn.Linear layers for CpuLinear (bf16 or float32 on a CPU) or Int8Linear (quantize="int8").
 
     Layers are converted one at a time and each bf16 matrix is released as soon as its int8 copy exists,
     so quantizing never holds a second copy of the whole model (a tied lm_head gets its own int8 copy; the
-    embedding keeps the model dtype). Returns what was done, for the UI and the benchmark.
+    embedding keeps the model dtype). Returns what was done, for the UI and the benchmark. check_cancel(),
+    when given, is called before each layer (it raises to cancel a load).
     """
     lib = cpu_kernels.load() if device.type == "cpu" else None
     targets = [(parent, name) for parent, name, _ in _linears(model)]  # no references to the layers kept
     uses = _weight_uses(model)
     with torch.no_grad():
         for parent, name in targets:
+            if check_cancel is not None:
+                check_cancel()
             linear = getattr(parent, name)
             if quantize == "int8":
                 new = Int8Linear.from_weight(linear.weight, lib)

@@ -11,12 +11,14 @@ from .hugepages import MADV_DONTNEED, libc, madvise
 COPY_BLOCK_BYTES = 32 << 20
 
 
-def copy_into(target, tensor: torch.Tensor, release: Callable[[torch.Tensor], None] | None = None) -> None:
+def copy_into(target, tensor: torch.Tensor, release: Callable[[torch.Tensor], None] | None = None,
+              after_block: Callable[[int], None] | None = None) -> None:
     """Copy a checkpoint tensor into its load target in row blocks of ~32 MB.
 
     The target is a parameter, or a layer taking rows itself (`copy_rows(start, rows)`: int8 quantized on
     load). release(block), when given, hands back the source pages of each block once copied: the copy
     of a large matrix never holds its whole file-backed source and its destination at once.
+    after_block(rows done), when given, is called after each block but the last (it may raise to cancel).
     """
     copy_rows = getattr(target, "copy_rows", None)
     row_bytes = tensor[0].numel() * tensor.element_size() if tensor.dim() > 1 and tensor.shape[0] else 0
@@ -34,6 +36,10 @@ def copy_into(target, tensor: torch.Tensor, release: Callable[[torch.Tensor], No
             target[start:start + step].copy_(block)
         if release is not None:
             release(block)
+        if after_block is not None and start + step < tensor.shape[0]:
+            after_block(start + step)
+
+
 def release_pages(tensor: torch.Tensor) -> None:
     """Drop the whole memory pages under a file-backed tensor that is no longer needed (Linux madvise).
 
