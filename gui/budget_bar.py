@@ -1,4 +1,5 @@
-"""Token budget of the next send: prompt tokens + max new tokens against MAX_SEQ_LEN, and dropped rounds."""
+"""Token budget of the next send (prompt + max new tokens against MAX_SEQ_LEN, dropped rounds, tokens that will be
+cut), and the composer's one save notice (history writes that failed)."""
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QRectF, Qt
@@ -7,6 +8,7 @@ from PySide6.QtWidgets import QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 PROMPT_COLOR = QColor("#4f7cff")
 NEW_COLOR = QColor("#27b59a")
+WARNING_COLOR = QColor("#d9534f")
 
 
 class _Bar(QWidget):
@@ -16,6 +18,7 @@ class _Bar(QWidget):
         super().__init__(parent)
         self.setFixedHeight(6)
         self.fractions = (0.0, 0.0)
+        self.warning = False
 
     def paintEvent(self, _event) -> None:
         painter = QPainter(self)
@@ -29,7 +32,7 @@ class _Bar(QWidget):
         painter.fillRect(rect, track)
         prompt, new = self.fractions
         width = rect.width()
-        painter.fillRect(QRectF(0, 0, width * prompt, rect.height()), PROMPT_COLOR)
+        painter.fillRect(QRectF(0, 0, width * prompt, rect.height()), WARNING_COLOR if self.warning else PROMPT_COLOR)
         painter.fillRect(QRectF(width * prompt, 0, width * new, rect.height()), NEW_COLOR)
 
 
@@ -40,10 +43,14 @@ class BudgetBar(QWidget):
         super().__init__(parent)
         self.setObjectName("budgetBar")
         self.values: dict | None = None
+        self.cut_tokens = 0
         self.bar = _Bar()
         self.label = QLabel(objectName="budgetLabel")
         self.notice = QLabel(objectName="budgetNotice")
         self.notice.setAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        self.save_notice = QLabel(objectName="saveNotice", wordWrap=True)
+        self.save_notice.setStyleSheet(f"color: {WARNING_COLOR.name()};")
+        self.save_notice.hide()
         row = QHBoxLayout()
         row.setContentsMargins(0, 0, 0, 0)
         row.addWidget(self.label, 1)
@@ -51,19 +58,28 @@ class BudgetBar(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(2, 0, 2, 0)
         layout.setSpacing(3)
+        layout.addWidget(self.save_notice)
         layout.addWidget(self.bar)
         layout.addLayout(row)
         self._show()
 
-    def set_budget(self, prompt_tokens: int, max_new_tokens: int, max_seq_len: int, dropped_rounds: int) -> None:
-        """Show one encode_chat result for the next send."""
+    def set_budget(self, prompt_tokens: int, max_new_tokens: int, max_seq_len: int, dropped_rounds: int,
+                   cut_tokens: int = 0) -> None:
+        """Show one encode_chat result for the next send (cut_tokens: the start of the message that won't fit)."""
         self.values = {"prompt_tokens": int(prompt_tokens), "max_new_tokens": int(max_new_tokens),
                        "max_seq_len": int(max_seq_len), "dropped_rounds": int(dropped_rounds)}
+        self.cut_tokens = int(cut_tokens)
         self._show()
+
+    def set_save_notice(self, text: str) -> None:
+        """The one non-modal notice about the history (empty hides it); a new text replaces the old one."""
+        self.save_notice.setText(text)
+        self.save_notice.setVisible(bool(text))
 
     def clear(self) -> None:
         """No model: nothing to count against."""
         self.values = None
+        self.cut_tokens = 0
         self._show()
 
     def changeEvent(self, event) -> None:
@@ -75,6 +91,8 @@ class BudgetBar(QWidget):
         v = self.values
         if v is None:
             self.bar.fractions = (0.0, 0.0)
+            self.bar.warning = False
+            self.notice.setStyleSheet("")
             self.label.setText(self.tr("Token budget: waiting for the model"))
             self.notice.setText("")
         else:
@@ -83,6 +101,11 @@ class BudgetBar(QWidget):
             self.bar.fractions = (prompt, min(1.0 - prompt, v["max_new_tokens"] / total))
             self.label.setText(self.tr("Prompt {p} + max new {n} of MAX_SEQ_LEN {m} tokens").format(
                 p=v["prompt_tokens"], n=v["max_new_tokens"], m=v["max_seq_len"]))
-            dropped = v["dropped_rounds"]
-            self.notice.setText(self.tr("%n old round(s) will be dropped", "", dropped) if dropped else "")
+            dropped, cut = v["dropped_rounds"], self.cut_tokens
+            if cut:
+                self.notice.setText(self.tr("%n token(s) will be cut from the start of your message", "", cut))
+            else:
+                self.notice.setText(self.tr("%n old round(s) will be dropped", "", dropped) if dropped else "")
+            self.bar.warning = bool(cut)
+            self.notice.setStyleSheet(f"color: {WARNING_COLOR.name()};" if cut else "")
         self.bar.update()

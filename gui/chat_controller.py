@@ -1,33 +1,25 @@
-"""The chat flow: conversations, send / stop / regenerate / edit, streaming into the view, history commits."""
+"""The chat flow: conversations, send / stop / regenerate / edit / continue, drafts, history commits."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 from PySide6.QtCore import QObject, QTimer, Signal
+from PySide6.QtGui import QTextCursor
 
-from .engine_client import EngineClient, WorkerError
+from .answer_flow import PARTIAL_SAVE_S, AnswerFlow  # noqa: F401 - PARTIAL_SAVE_S is part of this module's API
+from .drafts import Drafts
+from .engine_client import EngineClient
+from .save_retry import SaveKeeper
 from .settings_panel import default_settings
-from .store import STATE_LAST_CONVERSATION, Message, Store
+from .store import STATE_LAST_CONVERSATION, Message, Store, StoreError
 
-PARTIAL_SAVE_S = 0.5  # a streaming answer is saved at least this often, so a kill -9 keeps it
 BUDGET_DEBOUNCE_MS = 250
+DRAFT_DEBOUNCE_MS = 1000
 SETTINGS_DEBOUNCE_MS = 400
 TITLE_LENGTH = 48
 
 
-class _Answer:
-    """The answer being produced: its message, widget and the text streamed so far."""
-
-    def __init__(self, message_id: int, widget, stream: bool):
-        self.message_id, self.widget, self.stream = message_id, widget, stream
-        self.text = ""
-        self.token_ids: list[int] = []
-        self.saved_at = time.monotonic()
-        self.generating = False
-
-
-class ChatController(QObject):
+class ChatController(AnswerFlow, QObject):
     """Drives one window's conversation; the async flows run on the qasync loop."""
 
     conversations_changed = Signal()
@@ -43,8 +35,17 @@ class ChatController(QObject):
         self.speed_panel, self.input = speed_panel, input_box
         self.conversation_id: int | None = None
         self.messages: list[Message] = []
-        self.answer: _Answer | None = None
+        self.answer = None
         self.editing: Message | None = None
+        self._draft_before_edit = ""
+        self._draft_ready = False  # nothing to save before the first conversation's draft is shown
+        self._fresh_settings = True  # the panel holds defaults the user has not touched: a loaded model's replace them
+        self.saver = SaveKeeper(store, self)
+        self.saver.problem.connect(self._save_problem)
+        self.saver.resolved.connect(lambda: self.budget_bar.set_save_notice(""))
+        self.drafts = Drafts(store, self.saver.attempt)
+        self._draft_timer = QTimer(self, interval=DRAFT_DEBOUNCE_MS, singleShot=True)
+        self._draft_timer.timeout.connect(self.save_draft)
         self.search = ""
         self._task: asyncio.Task | None = None
         self._busy = False  # from _start until the task's done-callback has run (buttons follow it)
@@ -60,8 +61,12 @@ class ChatController(QObject):
             signal.connect(slot)
         view.regenerate_requested.connect(self.regenerate)
         view.edit_requested.connect(self.edit)
+        continue_requested = getattr(view, "continue_requested", None)  # the view offers Continue on cut answers
+        if continue_requested is not None:
+            continue_requested.connect(self.continue_answer)
         settings_panel.changed.connect(self._settings_changed)
         input_box.textChanged.connect(self._budget_timer.start)
+        input_box.textChanged.connect(self._draft_timer.start)
 
     # ---- conversations -----------------------------------------------------------------------
     @property
@@ -89,11 +94,16 @@ class ChatController(QObject):
         if conversation is None:
             return
         self.cancel_edit()
+        self.save_draft()
         self.conversation_id = conversation.id
         self.messages = list(conversation.messages)
         self.view.set_messages([(m.id, m.role, m.content, m.status, m.metrics) for m in self.messages])
+        for message in self.messages:
+            self._show_author(message)
         self.settings_panel.set_settings(conversation.settings)
-        self.store.set_state(STATE_LAST_CONVERSATION, conversation.id)
+        self._fresh_settings = False
+        self.saver.attempt(self.store.set_state, STATE_LAST_CONVERSATION, conversation.id)
+        self._restore_draft()
         self.conversations_changed.emit()
         self._budget_timer.start()
 
@@ -102,13 +112,16 @@ class ChatController(QObject):
         if self.answering:
             return
         self.cancel_edit()
+        self.save_draft()
         keep = self.settings_panel.settings()
         self.conversation_id = None
         self.messages = []
         self.view.clear()
         self.settings_panel.set_settings({**default_settings(self._model_defaults()),
                                           "system_prompt": keep["system_prompt"], "stream": keep["stream"]})
-        self.store.set_state(STATE_LAST_CONVERSATION, None)
+        self._fresh_settings = True
+        self.saver.attempt(self.store.set_state, STATE_LAST_CONVERSATION, None)
+        self._restore_draft()
         self.conversations_changed.emit()
         self._budget_timer.start()
         self.input.setFocus()
@@ -121,6 +134,7 @@ class ChatController(QObject):
         if self.answering and conversation_id == self.conversation_id:
             return
         self.store.delete_conversation(conversation_id)
+        self.drafts.put(conversation_id, "")
         if conversation_id == self.conversation_id:
             self.conversation_id = None
             self.restore()
@@ -132,15 +146,18 @@ class ChatController(QObject):
 
     # ---- sending -----------------------------------------------------------------------------
     def send(self) -> None:
-        """Send the input box's text (Enter); while the model loads, the answer waits for it."""
+        """Send the input box's text (Enter); while the model loads, the answer waits for it. If the text is not
+        sent after all (the user declines a cut, or the history cannot store it) it comes back to the box."""
         text = self.input.toPlainText().strip()
         if not text or self.answering:
             return
+        editing = self.editing
+        self._draft_before_edit = ""
         self.input.clear()
-        self._start(self._send_flow(text, self.editing))
-        if self.editing is not None:
+        if editing is not None:
             self.editing = None
             self.editing_changed.emit(False)
+        self._start(self._send_flow(text, editing))
 
     def stop(self) -> None:
         """Stop the answer (Esc / Stop): ends within one decode step; the partial answer is kept."""
@@ -164,8 +181,11 @@ class ChatController(QObject):
         message = self._message(message_id)
         if message is None or self.answering or message.role != "user":
             return
+        if self.editing is None:
+            self._draft_before_edit = self.input.toPlainText()
         self.editing = message
         self.input.setPlainText(message.content)
+        self._caret_to_end()
         self.input.setFocus()
         self.editing_changed.emit(True)
         self._budget_timer.start()
@@ -173,8 +193,12 @@ class ChatController(QObject):
     def cancel_edit(self) -> None:
         if self.editing is not None:
             self.editing = None
-            self.input.clear()
+            self.input.setPlainText(self._draft_before_edit)
+            self._caret_to_end()
             self.editing_changed.emit(False)
+
+    def _caret_to_end(self) -> None:
+        self.input.moveCursor(QTextCursor.MoveOperation.End)
 
     def _start(self, coroutine) -> None:
         self._task = asyncio.ensure_future(coroutine)
@@ -189,54 +213,55 @@ class ChatController(QObject):
             self.error.emit(str(exc) or exc.__class__.__name__)
 
     async def _send_flow(self, text: str, editing: Message | None) -> None:
+        history = self.prompt_history() if editing is None else self._history_before(editing)
+        ready = self.client.state == "ready"
+        if ready and not await self._confirm_cut(history + [{"role": "user", "content": text}],
+                                                 self.settings_panel.settings()):
+            self._give_back(text, editing)
+            return
+        try:
+            message = await self._store_question(text, editing)
+        except StoreError as exc:
+            self._save_problem(self.tr("Your message could not be saved ({reason}); it is back in the input box.")
+                               .format(reason=str(exc).rstrip(".")))
+            self._give_back(text, editing)
+            return
+        self.drafts.put(self.conversation_id, "")
+        self.drafts.put(None, "")
+        self.messages.append(message)
+        self.view.add_message(message.id, "user", text)
+        await self._answer_flow(self.conversation_id, retract=message, checked=ready)
+
+    async def _store_question(self, text: str, editing: Message | None) -> Message:
+        """Commit the question (and what an edit replaces); StoreError leaves the shown conversation as it was."""
         if editing is not None and editing.conversation_id == self.conversation_id:
-            self._truncate(editing)
+            self.store.delete_messages_from(editing.conversation_id, editing.position)
+            self.messages = [m for m in self.messages if m.position < editing.position]
+            self.view.remove_from(editing.id)
         if self.conversation_id is None:
             title = " ".join(text.split())[:TITLE_LENGTH] or "…"
             model = (self.client.info or {}).get("name", "")
             created = self.store.create_conversation(title, settings=self.settings_panel.settings(), model_name=model)
             self.conversation_id = created.id
-            self.store.set_state(STATE_LAST_CONVERSATION, created.id)
+            self.saver.attempt(self.store.set_state, STATE_LAST_CONVERSATION, created.id)
             self.conversations_changed.emit()
         message = await asyncio.to_thread(self.store.add_message, self.conversation_id, "user", text)
-        self.messages.append(message)
-        self.view.add_message(message.id, "user", text)
-        await self._answer_flow(self.conversation_id)
+        if self.saver.failing and not self.saver.pending:
+            self.saver.retry()  # a write went through again: clear the notice
+        return message
 
-    async def _answer_flow(self, conversation_id: int) -> None:
-        history = self.prompt_history()
-        settings = self.settings_panel.settings()
-        begun = await asyncio.to_thread(self.store.begin_assistant_message, conversation_id)
-        widget = self.view.add_message(begun.id, "assistant", "", "streaming")
-        answer = self.answer = _Answer(begun.id, widget, bool(settings["stream"]))
-        self.view.set_busy(True)
-        status, text, metrics, failure = "stopped", "", {}, ""
-        try:
-            if self.client.state != "ready":
-                widget.set_placeholder(self.tr("Waiting for the model to load…"))
-            await self.client.wait_ready()
-            widget.set_placeholder("" if answer.stream else self.tr("Generating… (streaming is off)"))
-            self.speed_panel.start()
-            answer.generating = True
-            result = await self.client.generate(history, settings)
-            text, metrics = result["text"], dict(result["metrics"])
-            status = "stopped" if result["finish_reason"] == "cancelled" else "complete"
-            self.speed_panel.show_metrics(metrics)
-        except asyncio.CancelledError:
-            text = answer.text
-        except WorkerError as exc:
-            text, status, failure = answer.text, "error", str(exc)
-            metrics = {"error": failure}
-        finally:
-            self.view.flush()
-            final = await asyncio.to_thread(self.store.finish_message, begun.id, text, status, metrics)
-            self.messages.append(final)
-            widget.finish(text, status, metrics)
-            self.answer = None
-            self.conversations_changed.emit()
-            self._budget_timer.start()
-        if failure:
-            self.error.emit(failure)
+    def _give_back(self, text: str, editing: Message | None = None) -> None:
+        """A message that was not sent goes back into the input box (before anything typed since)."""
+        typed = self.input.toPlainText()
+        self.input.setPlainText(text + ("\n\n" + typed if typed.strip() else ""))
+        self._caret_to_end()
+        if editing is not None and self.editing is None and editing in self.messages:
+            self.editing = editing  # still editing that message: Enter tries again
+            self.editing_changed.emit(True)
+
+    def _history_before(self, message: Message) -> list[dict]:
+        return [{"role": m.role, "content": m.content} for m in self.messages
+                if m.position < message.position and m.content.strip()]
 
     def prompt_history(self) -> list[dict]:
         """The conversation as the chat rule gets it (messages without text are left out)."""
@@ -255,33 +280,37 @@ class ChatController(QObject):
         self.view.set_busy(answering)
         self.answering_changed.emit(answering)
 
-    def _on_token(self, text: str, token_id: int) -> None:
-        answer = self.answer
-        if answer is None:
-            return
-        answer.text += text
-        answer.token_ids.append(token_id)
-        if answer.stream:
-            self.view.update_text(answer.widget, answer.text)
-        now = time.monotonic()
-        if now - answer.saved_at >= PARTIAL_SAVE_S:
-            answer.saved_at = now
-            self.store.update_streaming_content(answer.message_id, answer.text)
-
     def detach(self) -> None:
         """Stop listening to the client (the window closes but the client lives on, e.g. shared in tests)."""
         for signal, slot in self._client_slots:
             signal.disconnect(slot)
         self._client_slots = []
         self._budget_timer.stop()
+        self._draft_timer.stop()
 
-    def finish_now(self) -> None:
-        """The window closes mid-answer: stop it and commit the partial text as stopped, synchronously."""
-        if self.answer is not None:
-            self.client.stop()
-            self.store.finish_message(self.answer.message_id, self.answer.text, "stopped", {})
-        if self.answering:
-            self._task.cancel()
+    # ---- drafts and the save notice ----------------------------------------------------------
+    def save_draft(self) -> None:
+        """Remember the input box's unsent text for this conversation (not while editing a sent message)."""
+        self._draft_timer.stop()
+        if self.editing is None and self._draft_ready:
+            self.drafts.put(self.conversation_id, self.input.toPlainText())
+
+    def _restore_draft(self) -> None:
+        self._draft_timer.stop()
+        self.input.blockSignals(True)  # restoring is no edit: no draft write, no budget count of its own
+        try:
+            self.input.setPlainText(self.drafts.get(self.conversation_id))
+        finally:
+            self.input.blockSignals(False)
+        self._draft_ready = True
+        self._caret_to_end()
+
+    def _save_problem(self, reason: str) -> None:
+        """The one notice for history writes that failed; it stays until they go through (no dialogs)."""
+        if not reason.startswith(self.tr("Your message")):
+            reason = self.tr("Could not save to the history: {reason}. What is shown is kept in this window and "
+                             "saved as soon as the history can take it.").format(reason=reason.rstrip("."))
+        self.budget_bar.set_save_notice(reason)
 
     # ---- settings and budget -----------------------------------------------------------------
     def _state_changed(self, state: str) -> None:
@@ -292,12 +321,13 @@ class ChatController(QObject):
         return dict((self.client.info or {}).get("defaults") or {})
 
     def _settings_changed(self, _settings: dict) -> None:
+        self._fresh_settings = False  # the user chose these: a model loaded later keeps them
         self._settings_timer.start()
         self._budget_timer.start()
 
     def _save_settings(self) -> None:
         if self.conversation_id is not None:
-            self.store.update_settings(self.conversation_id, self.settings_panel.settings())
+            self.saver.attempt(self.store.update_settings, self.conversation_id, self.settings_panel.settings())
 
     def save_pending_settings(self) -> None:
         if self._settings_timer.isActive():
@@ -307,11 +337,14 @@ class ChatController(QObject):
     def model_loaded(self, info: dict) -> None:
         self.settings_panel.set_model_info(info)
         self.view.author = info.get("name", "")
-        if self.conversation_id is None:
+        if self.conversation_id is None or self._fresh_settings:
+            # A new conversation (or one sent while the model loaded, settings untouched) takes this model's
+            # defaults, before a send waiting for the model reads them.
             current = self.settings_panel.settings()
             self.settings_panel.set_settings({**default_settings(info.get("defaults")),
                                               "system_prompt": current["system_prompt"],
                                               "stream": current["stream"]})
+            self._save_settings()
         self._budget_timer.start()
 
     def budget_messages(self) -> list[dict]:
@@ -331,4 +364,4 @@ class ChatController(QObject):
             return
         self.settings_panel.set_max_new_tokens_limit(result["max_new_tokens_limit"])
         self.budget_bar.set_budget(result["prompt_tokens"], result["max_new_tokens"], result["max_seq_len"],
-                                   result["dropped_rounds"])
+                                   result["dropped_rounds"], result.get("cut_tokens", 0))

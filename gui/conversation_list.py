@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
 from PySide6.QtWidgets import (
-    QInputDialog, QLabel, QLineEdit, QListWidget, QListWidgetItem, QMenu, QMessageBox, QPushButton, QVBoxLayout,
-    QWidget,
+    QApplication, QInputDialog, QLabel, QLineEdit, QListWidget, QListWidgetItem, QMenu, QMessageBox, QPushButton,
+    QVBoxLayout, QWidget,
 )
 
 ID_ROLE = Qt.ItemDataRole.UserRole
+TITLE_BAR_EXTRA = 160  # a title bar's icon and buttons, beside the title's text
 
 
 class ConversationList(QWidget):
@@ -83,10 +84,25 @@ class ConversationList(QWidget):
                 return self.list.item(row).text()
         return ""
 
+    def rename_dialog(self, conversation_id: int) -> QInputDialog:
+        """The Rename dialog, wide enough for its window title and the whole current title (within 80 % of
+        the screen): the default 200 px cut both."""
+        dialog = QInputDialog(self)
+        dialog.setWindowTitle(self.tr("Rename conversation"))
+        dialog.setLabelText(self.tr("Title:"))
+        dialog.setTextValue(self.title_of(conversation_id))
+        metrics = dialog.fontMetrics()
+        needed = max(metrics.horizontalAdvance(dialog.windowTitle()) + TITLE_BAR_EXTRA,
+                     metrics.horizontalAdvance(dialog.textValue()) + 80, 360)
+        screen = (self.screen() or QApplication.primaryScreen()).availableGeometry()
+        dialog.resize(min(needed, int(screen.width() * 0.8)), dialog.sizeHint().height())
+        return dialog
+
     def ask_rename(self, conversation_id: int) -> None:
-        title, ok = QInputDialog.getText(self, self.tr("Rename conversation"), self.tr("Title:"),
-                                         text=self.title_of(conversation_id))
-        if ok and title.strip():
+        dialog = self.rename_dialog(conversation_id)
+        title = dialog.textValue() if dialog.exec() == QInputDialog.DialogCode.Accepted else ""
+        dialog.deleteLater()
+        if title.strip():
             self.rename_requested.emit(conversation_id, title.strip())
 
     def ask_delete(self, conversation_id: int) -> None:

@@ -39,7 +39,9 @@ class EngineClient(QObject):
         self.last_error = ""
         self._pending: deque[tuple[str, asyncio.Future, threading.Event]] = deque()
         self._load_future: asyncio.Future | None = None
+        self._kept_info: dict | None = None  # the model a failed load left in use (the worker's `kept`)
         self._budget_id = 0
+        self._budget_waiters: dict[int, asyncio.Future] = {}
         self.worker = InferenceWorker()
         self.budget_worker = BudgetWorker()
         self._threads = []
@@ -59,6 +61,7 @@ class EngineClient(QObject):
         self.worker.load_progress.connect(self.load_progress)
         self.worker.loaded.connect(self._on_loaded)
         self.worker.finished.connect(self._on_finished)
+        self.worker.kept.connect(self._on_kept)
         self.worker.error.connect(self._on_error)
         self.budget_worker.encoded.connect(self._on_encoded)
         for thread in self._threads:
@@ -122,6 +125,17 @@ class EngineClient(QObject):
                                      "system_prompt": settings.get("system_prompt", ""),
                                      "max_new_tokens": settings["max_new_tokens"]})
 
+    def count_budget(self, messages: list[dict], settings: dict) -> asyncio.Future:
+        """The budget of sending exactly `messages` now (a budget_ready dict); None when no model is ready or a
+        newer count replaced this one before the worker reached it."""
+        future = asyncio.get_event_loop().create_future()
+        if self.state != "ready":
+            future.set_result(None)
+            return future
+        self.request_budget(messages, settings)
+        self._budget_waiters[self._budget_id] = future
+        return future
+
     def shutdown(self, timeout_ms: int = 15000) -> None:
         """Cancel everything and stop both threads (called once, when the app quits)."""
         for _, _, cancel in self._pending:
@@ -151,6 +165,9 @@ class EngineClient(QObject):
         if future is not None and not future.done():
             future.set_result(self.info)
 
+    def _on_kept(self, info: dict) -> None:
+        self._kept_info = dict(info)
+
     def _on_finished(self, result: dict) -> None:
         _, future, _ = self._pop()
         if future is not None and not future.done():
@@ -159,14 +176,23 @@ class EngineClient(QObject):
     def _on_error(self, message: str) -> None:
         kind, future, cancel = self._pop()
         error = LoadCancelled(message) if kind == "load" and cancel.is_set() else WorkerError(message)
+        kept, self._kept_info = (self._kept_info, None) if kind == "load" else (None, self._kept_info)
         if kind == "load" and future is self._load_future:
             self.last_error = "" if isinstance(error, LoadCancelled) else message
-            self._set_state("failed" if not isinstance(error, LoadCancelled) else "empty")
+            if kept is not None:  # the model that was working is still loaded: it stays in use
+                self.info = kept
+            self._set_state("ready" if kept is not None else "failed" if not isinstance(error, LoadCancelled)
+                            else "empty")
         if future is not None and not future.done():
             future.set_exception(error)
 
     def _on_encoded(self, result: dict) -> None:
-        if result.get("id") == self._budget_id:
+        answered = result.get("id")
+        for budget_id in [i for i in self._budget_waiters if i <= answered]:
+            future = self._budget_waiters.pop(budget_id)
+            if not future.done():
+                future.set_result(dict(result) if budget_id == answered else None)
+        if answered == self._budget_id:
             self.budget_ready.emit(result)
 
     def _set_state(self, state: str) -> None:

@@ -1,20 +1,27 @@
 """Export conversations to Markdown and JSON (atomic writes) and import JSON exports back; no Qt."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
-import tempfile
+import secrets
 from collections.abc import Sequence
+from datetime import datetime
 from pathlib import Path
 from typing import Any, NoReturn
 
-from gui.store import ROLES, STATUSES, Conversation, Message, Store, dumps_json, normalize_timestamp, now_iso
+from gui.store import (
+    DEFAULT_TITLE, ROLES, STATUSES, Conversation, Message, Store, dumps_json, normalize_timestamp, now_iso,
+)
 from inference.errors import UserError
 
 FORMAT = "baichuan-chat-export"
 FORMAT_VERSION = 1
 MAX_IMPORT_BYTES = 256 * 1024 * 1024
+# Per text of an import (a message, a title, a setting): far above any real chat message (a 4,096-token context
+# is ~16 KB), low enough that the window never has to lay out or restart with a 50 MB message.
+MAX_TEXT_CHARS = 4 * 1024 * 1024
 MAX_NESTING = 32  # depth allowed inside settings / metrics objects
 
 _MISSING = object()
@@ -34,10 +41,11 @@ class ExportError(UserError):
 # ----- writing ------------------------------------------------------------------------------------
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
     """Write UTF-8 text so that `path` holds either its old content or all of the new (temp file in the
-    same folder, fsync, os.replace, fsync of the folder); raises ExportError."""
+    same folder, fsync, os.replace, fsync of the folder); raises ExportError. A new file gets the usual mode
+    (0666 less the umask, e.g. 0644), a replaced one keeps its mode."""
     path = Path(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        fd, tmp = _create_temp(path)
     except OSError as exc:
         raise ExportError(f"Cannot write {path} ({exc.strerror or exc}).") from exc
     try:
@@ -65,6 +73,17 @@ def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
                 os.close(dir_fd)
         except OSError:
             pass  # the file itself is complete; some file systems cannot sync a folder
+
+
+def _create_temp(path: Path) -> tuple[int, str]:
+    """A new, exclusive temp file beside `path`, created with mode 0666 for the kernel to apply the umask
+    (tempfile.mkstemp makes 0600 files, which left every export unreadable to the user's other accounts)."""
+    while True:
+        tmp = str(path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp"))
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666), tmp
+        except FileExistsError:
+            continue
 
 
 def _selected(store: Store, conversation_ids: Sequence[int] | None) -> list[Conversation]:
@@ -148,6 +167,8 @@ def _fail(where: str, problem: str) -> NoReturn:
 def _check_text(value: Any, where: str) -> str:
     if not isinstance(value, str):
         _fail(where, f"must be text, not {_json_type(value)}")
+    if len(value) > MAX_TEXT_CHARS:
+        _fail(where, f"holds {_chars(len(value))}, more than the {_chars(MAX_TEXT_CHARS)} one text may have")
     try:
         value.encode("utf-8")
     except UnicodeEncodeError:
@@ -173,6 +194,10 @@ def _check_json_object(value: Any, where: str) -> dict[str, Any]:
             elif isinstance(child, (dict, list)):
                 pending.append((child, depth + 1))
     return value
+
+
+def _chars(count: int) -> str:
+    return f"{count / (1024 * 1024):.1f} M characters"
 
 
 def _json_type(value: Any) -> str:
@@ -216,10 +241,22 @@ def _check_object(value: Any, where: str) -> dict[str, Any]:
     return value
 
 
-def _message_from(value: Any, where: str) -> Message:
+def _check_content(title: str, number: int) -> Any:
+    """The check of a message's text, naming the conversation and message when it is too long."""
+    def check(value: Any, where: str) -> str:
+        if isinstance(value, str) and len(value) > MAX_TEXT_CHARS:
+            raise ImportFormatError(
+                f"Cannot import: message {number} of \u201c{' '.join(title.split())[:60]}\u201d holds "
+                f"{_chars(len(value))}, more than the {_chars(MAX_TEXT_CHARS)} a message may have; "
+                "nothing was imported.")
+        return _check_text(value, where)
+    return check
+
+
+def _message_from(value: Any, where: str, title: str, number: int) -> Message:
     obj = _check_object(value, where)
     return Message(0, 0, 0, _get(obj, "role", where, _check_choice(ROLES)),
-                   _get(obj, "content", where, _check_text),
+                   _get(obj, "content", where, _check_content(title, number)),
                    _get(obj, "status", where, _check_choice(STATUSES), "complete"),
                    _get(obj, "metrics", where, _check_json_object, {}),
                    _get(obj, "created", where, _check_timestamp, ""))
@@ -227,13 +264,14 @@ def _message_from(value: Any, where: str) -> Message:
 
 def _conversation_from(value: Any, where: str) -> Conversation:
     obj = _check_object(value, where)
+    title = _get(obj, "title", where, _check_text)
     messages = _get(obj, "messages", where, _check_list)
     now = now_iso()
     return Conversation(
-        0, _get(obj, "title", where, _check_text), _get(obj, "created", where, _check_timestamp, now),
+        0, title, _get(obj, "created", where, _check_timestamp, now),
         _get(obj, "updated", where, _check_timestamp, now), _get(obj, "settings", where, _check_json_object, {}),
         _get(obj, "model_name", where, _check_text, ""),
-        tuple(_message_from(m, f"{where}.messages[{i}]") for i, m in enumerate(messages)))
+        tuple(_message_from(m, f"{where}.messages[{i}]", title, i + 1) for i, m in enumerate(messages)))
 
 
 def _reject_constant(name: str) -> NoReturn:
@@ -275,7 +313,37 @@ def read_export_text(path: str | os.PathLike[str]) -> str:
         _fail(str(path), "is not UTF-8 text")
 
 
+def distinguish_duplicates(store: Store, conversations: Sequence[Conversation],
+                           when: datetime | None = None) -> list[Conversation]:
+    """The conversations, those already in the store (same title and created time) retitled
+    "<title> (imported <local time>)", with " (2)", " (3)"… where that title is taken too."""
+    def stored(title: str) -> str:
+        return title.strip() or DEFAULT_TITLE  # the title as the store keeps it
+
+    existing = store.titles_in_use({stored(c.title) for c in conversations})
+    duplicates = [i for i, c in enumerate(conversations) if (stored(c.title), c.created) in existing]
+    if not duplicates:
+        return list(conversations)
+    stamp = (when or datetime.now()).strftime("%Y-%m-%d %H:%M")
+    result, used, n = list(conversations), set(), 1
+    while duplicates:
+        names = {i: f"{stored(result[i].title)} (imported {stamp})" + (f" ({n})" if n > 1 else "")
+                 for i in duplicates}
+        taken = {title for title, _created in store.titles_in_use(set(names.values()))}
+        left = []
+        for i in duplicates:
+            if names[i] in taken or names[i] in used:
+                left.append(i)
+            else:
+                result[i] = dataclasses.replace(result[i], title=names[i])
+                used.add(names[i])
+        duplicates, n = left, n + 1
+    return result
+
+
 def import_json(store: Store, path: str | os.PathLike[str]) -> list[int]:
     """Import a JSON export: everything is validated first, then written in one transaction (all or
-    nothing) under new ids; returns the new conversation ids."""
-    return store.import_conversations(parse_document(read_export_text(path)))
+    nothing) under new ids, a copy of a conversation already here under a distinguishing title; returns
+    the new conversation ids."""
+    conversations = parse_document(read_export_text(path))
+    return store.import_conversations(distinguish_duplicates(store, conversations))

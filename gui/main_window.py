@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 
 from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer
 from PySide6.QtGui import QKeySequence, QShortcut
@@ -11,6 +12,9 @@ from PySide6.QtWidgets import (
     QSplitter, QVBoxLayout, QWidget,
 )
 
+from inference.compute_path import describe as describe_compute
+from inference.version import __version__
+
 from . import i18n, theme
 from .budget_bar import BudgetBar
 from .chat_controller import ChatController
@@ -18,14 +22,18 @@ from .chat_view import ChatView
 from .conversation_list import ConversationList
 from .engine_client import EngineClient, LoadCancelled, WorkerError
 from .export import ExportError, export_json, export_markdown, import_json
+from .file_dirs import start_dir
 from .input_box import InputBox
+from .logging_setup import log_path, logger
 from .menus import Menus
 from .model_dialog import LoadStatus, ModelBanner, ModelDialog
 from .settings_panel import SettingsPanel
 from .speed_plot import SpeedPanel
 from .store import STATE_LANGUAGE, STATE_LAST_MODEL_DIR, STATE_THEME, STATE_WINDOW_GEOMETRY, Store
+from .store_schema import StoreError
 
 STATE_DEVICE, STATE_DTYPE, STATE_BROWSE_DIR = "device", "dtype", "last_browse_dir"
+STATE_FILE_DIR = "last_file_dir"  # the folder of the last export or import (STATE_BROWSE_DIR is the model's)
 
 
 class MainWindow(QMainWindow):
@@ -112,6 +120,8 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.splitter)
         self.load_status = LoadStatus()
         self.statusBar().addWidget(self.load_status, 1)
+        self.compute_label = QLabel(objectName="computePath")  # which kernels run the model, or why not
+        self.statusBar().addPermanentWidget(self.compute_label)
         self.resize(1360, 860)
 
     def _connect(self) -> None:
@@ -184,20 +194,35 @@ class MainWindow(QMainWindow):
             self.load_status.label.setText(self.tr("{name} on {device} ({dtype}) · MAX_SEQ_LEN {n}").format(
                 name=info.get("name", ""), device=info.get("device", ""), dtype=info.get("dtype", ""),
                 n=info.get("max_seq_len", "")))
+            self.compute_label.setText(self.tr("Compute: {path}").format(path=describe_compute(info)))
         elif loading:
             self.banner.set_mode("hidden")
             self.load_status.label.setText(self.tr("Loading model…"))
         else:
             self.banner.set_mode("none")
             self.load_status.label.setText(self.tr("No model loaded"))
+        self.compute_label.setVisible(state == "ready")
         self.settings_panel.set_model_info(info if state == "ready" else None)
 
     def show_error(self, title: str, message: str) -> QMessageBox:
-        """A non-blocking error dialog with the one-sentence message; the window stays usable."""
-        box = QMessageBox(QMessageBox.Icon.Critical, title, message, QMessageBox.StandardButton.Ok, self)
-        box.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
-        box.open()
-        self.error_box = box
+        """A non-modal error notice with the one-sentence message; the window stays usable. There is only ever
+        one: a later error replaces the text of the one shown, and a repeat of it is counted, not stacked."""
+        logger.error("%s: %s", title, message)
+        box = self.error_box
+        if box is None:
+            box = self.error_box = QMessageBox(QMessageBox.Icon.Critical, title, message,
+                                               QMessageBox.StandardButton.Ok, self)
+            box.setWindowModality(Qt.WindowModality.NonModal)
+            box.finished.connect(lambda _result: setattr(self, "_error_repeats", 0))
+        if box.isVisible() and (box.windowTitle(), box.text()) == (title, message):
+            self._error_repeats = getattr(self, "_error_repeats", 1) + 1
+            box.setInformativeText(self.tr("This happened %n time(s).", "", self._error_repeats))
+        else:
+            self._error_repeats = 1
+            box.setWindowTitle(title)
+            box.setText(message)
+            box.setInformativeText("")
+        box.show()
         return box
 
     # ---- model -------------------------------------------------------------------------------
@@ -231,10 +256,14 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(self.tr("Loading was cancelled"), 5000)
             return None
         except WorkerError as exc:
+            logger.error("loading %s failed: %s", model_dir or "the demo model", exc)
             self.show_error(self.tr("The model could not be loaded"), str(exc))
             if fallback_to_demo and model_dir is not None:
                 return await self.load_model(None, device, dtype)
             return None
+        logger.info("loaded %s from %s on %s (%s, max_seq_len %s) in %s s; compute path: %s", info.get("name"),
+                    info.get("source"), info.get("device"), info.get("dtype"), info.get("max_seq_len"),
+                    info.get("load_seconds"), describe_compute(info))
         self.store.set_state(STATE_LAST_MODEL_DIR, model_dir)
         self.store.set_state(STATE_DEVICE, device)
         self.store.set_state(STATE_DTYPE, dtype)
@@ -277,14 +306,27 @@ class MainWindow(QMainWindow):
                                                     or "conversation")
         name = "".join(ch if ch.isalnum() or ch in "-_ " else "_" for ch in title).strip() or "conversation"
         filters = self.tr("Markdown (*.md)") if fmt == "md" else self.tr("JSON (*.json)")
-        path, _ = QFileDialog.getSaveFileName(self, self.tr("Export"), f"{name}.{suffix}", filters)
+        folder = start_dir(self.store.get_state(STATE_FILE_DIR))
+        path, _ = QFileDialog.getSaveFileName(self, self.tr("Export"), os.path.join(folder, f"{name}.{suffix}"),
+                                              filters)
         if path:
+            self._remember_file_dir(path)
             self.run(self.export_to(path, fmt, everything))
 
     def _ask_import(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, self.tr("Import conversations"), "", self.tr("JSON (*.json)"))
+        path, _ = QFileDialog.getOpenFileName(self, self.tr("Import conversations"),
+                                              start_dir(self.store.get_state(STATE_FILE_DIR)), self.tr("JSON (*.json)"))
         if path:
+            self._remember_file_dir(path)
             self.run(self.import_from(path))
+
+    def _remember_file_dir(self, path: str) -> None:
+        """The next export or import dialog opens where this one's file is (a convenience: a history that
+        cannot be written now does not stop the export)."""
+        try:
+            self.store.set_state(STATE_FILE_DIR, os.path.dirname(os.path.abspath(path)))
+        except StoreError:
+            pass
 
     # ---- language, theme, window -------------------------------------------------------------
     def set_language(self, choice: str) -> None:
@@ -298,9 +340,23 @@ class MainWindow(QMainWindow):
         self.chat.set_dark(dark)
         self.menus.check("theme", choice)
 
+    def about_text(self) -> str:
+        """Help → About: what the app is, its version, the compute path in use and where the log file is."""
+        log = log_path()
+        lines = [self.tr("A desktop chat for Baichuan2-7B-Chat / 13B-Chat running on this computer "
+                         "(CPU, CUDA or Ascend NPU)."),
+                 self.tr("Version {version}").format(version=__version__),
+                 self.tr("Log file: {path}").format(path=log) if log else self.tr("Log file: none (not writable)")]
+        if self.client.state == "ready" and self.client.info:
+            lines.insert(2, self.tr("Compute: {path}").format(path=describe_compute(self.client.info)))
+        return "\n\n".join(lines)
+
     def _about(self) -> None:
-        QMessageBox.about(self, self.tr("About Baichuan Chat"), self.tr(
-            "A desktop chat for Baichuan2-7B-Chat / 13B-Chat running on this computer (CPU, CUDA or Ascend NPU)."))
+        box = QMessageBox(QMessageBox.Icon.NoIcon, self.tr("About Baichuan Chat"), self.about_text(),
+                          QMessageBox.StandardButton.Ok, self)
+        box.setIconPixmap(self.windowIcon().pixmap(64, 64))
+        box.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)  # the log path can be copied
+        box.exec()
 
     def _restore_geometry(self) -> None:
         saved = self.store.get_state(STATE_WINDOW_GEOMETRY)

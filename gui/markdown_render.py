@@ -132,6 +132,7 @@ class IncrementalRenderer:
         self.reset()
 
     def reset(self) -> None:
+        self._label = self._renderer.copy_label  # the cached HTML holds this Copy label (its language)
         self._settled_src = ""
         self._settled_html = ""
         self._settled_blocks: list[str] = []
@@ -139,7 +140,7 @@ class IncrementalRenderer:
 
     def render(self, text: str) -> str:
         """HTML for text, which usually extends the text of the previous call."""
-        if not text.startswith(self._settled_src):
+        if not text.startswith(self._settled_src) or self._label != self._renderer.copy_label:
             self.reset()
         split = settled_prefix_length(text)
         if split > len(self._settled_src):

@@ -3,16 +3,21 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import QEvent, Qt, Signal
-from PySide6.QtGui import QDesktopServices, QFontMetrics, QGuiApplication
+from PySide6.QtCore import QEvent, Qt, QTimer, Signal
+from PySide6.QtGui import QCursor, QDesktopServices, QFontMetrics, QGuiApplication
 from PySide6.QtWidgets import (
-    QFrame, QHBoxLayout, QLabel, QSizePolicy, QTextBrowser, QToolButton, QVBoxLayout, QWidget,
+    QFrame, QHBoxLayout, QLabel, QSizePolicy, QTextBrowser, QToolButton, QToolTip, QVBoxLayout, QWidget,
 )
 
 from .markdown_render import IncrementalRenderer, MarkdownRenderer
 from .speed_plot import format_metrics
+from .text_viewer import TextViewer
 
 BUBBLE_PADDING = 28  # horizontal padding of the user bubble (QSS) + label margins
+# Characters of one message that are rendered; the rest is behind "Show all" (a 50 MB message froze the
+# window for minutes). Copy, export and the model always get the whole text.
+RENDER_CAP = 30_000
+COPIED_MS = 1500  # how long the Copy button says "Copied"
 
 
 class RichText(QTextBrowser):
@@ -46,22 +51,35 @@ class MessageWidget(QWidget):
 
     regenerate_requested = Signal(int)
     edit_requested = Signal(int)
+    continue_requested = Signal(int)  # an answer cut at max new tokens: go on from where it stopped
 
     def __init__(self, message_id: int, role: str, text: str, status: str, metrics: dict,
                  renderer: MarkdownRenderer, author: str = "", parent=None):
         super().__init__(parent)
         self.message_id, self.role, self.text, self.status = message_id, role, text, status
         self.metrics = dict(metrics or {})
-        self.author = author
+        self.author = (metrics or {}).get("model") or author  # the model that wrote it, stored with it
         self.placeholder = ""
         self.render_count = 0
+        self.viewer: TextViewer | None = None
+        self._last = False  # the conversation's last message (only it offers Continue)
+        self._shown = None  # the (capped) text last rendered
         self._incremental = IncrementalRenderer(renderer)
         self._renderer = renderer
+        self._copied = QTimer(self, interval=COPIED_MS, singleShot=True)
+        self._copied.timeout.connect(self.retranslate_ui)
         self.copy_button = self._action("copy")
         self.edit_button = self._action("edit") if role == "user" else None
         self.regenerate_button = self._action("regenerate") if role == "assistant" else None
+        self.continue_button = self._action("continue") if role == "assistant" else None
         self.status_label = QLabel(objectName="statusBadge")
         self.metrics_label = QLabel(objectName="metricsLabel")
+        self.cap_note = QLabel(objectName="capNote", wordWrap=True)
+        self.show_all_button = self._action("show_all")
+        cap_row = QHBoxLayout()
+        cap_row.setContentsMargins(4, 0, 4, 0)
+        cap_row.addWidget(self.cap_note, 1)
+        cap_row.addWidget(self.show_all_button)
         footer = QHBoxLayout()
         footer.setContentsMargins(4, 0, 4, 0)
         footer.setSpacing(6)
@@ -98,8 +116,10 @@ class MessageWidget(QWidget):
             footer.addWidget(self.status_label)
             footer.addWidget(self.metrics_label)
             footer.addStretch(1)
+            footer.addWidget(self.continue_button)
             footer.addWidget(self.regenerate_button)
             footer.addWidget(self.copy_button)
+        outer.addLayout(cap_row)
         outer.addLayout(footer)
         self.retranslate_ui()
         self.placeholder = self._error_text()
@@ -114,22 +134,31 @@ class MessageWidget(QWidget):
         button.setCursor(Qt.CursorShape.PointingHandCursor)
         button.setAutoRaise(True)
         handlers = {"copy": self.copy_text, "edit": lambda: self.edit_requested.emit(self.message_id),
-                    "regenerate": lambda: self.regenerate_requested.emit(self.message_id)}
+                    "regenerate": lambda: self.regenerate_requested.emit(self.message_id),
+                    "continue": lambda: self.continue_requested.emit(self.message_id),
+                    "show_all": self.show_all}
         button.clicked.connect(handlers[name])
         return button
 
     def retranslate_ui(self) -> None:
-        self.copy_button.setText(self.tr("Copy"))
+        self.copy_button.setText(self.tr("Copied") if self._copied.isActive() else self.tr("Copy"))
         if self.edit_button:
             self.edit_button.setText(self.tr("Edit"))
         if self.regenerate_button:
             self.regenerate_button.setText(self.tr("Regenerate"))
+            self.continue_button.setText(self.tr("Continue"))
+            self.continue_button.setToolTip(self.tr("Go on from where the answer was cut"))
+        self.show_all_button.setText(self.tr("Show all"))
         self._renderer.copy_label = self.tr("Copy")
         self._show_footer()
+        self._show_cap_note()
 
     def changeEvent(self, event) -> None:
         if event.type() == QEvent.Type.LanguageChange:
             self.retranslate_ui()
+            if self.role == "assistant":  # code blocks carry a translated Copy link
+                self._shown = None
+                self.render(final=self.status != "streaming")
         super().changeEvent(event)
 
     # ---- content -----------------------------------------------------------------------------
@@ -158,22 +187,42 @@ class MessageWidget(QWidget):
         self._show_footer()
 
     def set_busy(self, busy: bool) -> None:
-        """While an answer streams, editing and regenerating are off."""
-        for button in (self.edit_button, self.regenerate_button):
+        """While an answer streams, editing, regenerating and continuing are off."""
+        for button in (self.edit_button, self.regenerate_button, self.continue_button):
             if button:
                 button.setEnabled(not busy)
 
+    def set_last(self, last: bool) -> None:
+        """Whether this is the conversation's last message (a cut answer offers Continue only there)."""
+        self._last = last
+        self._show_footer()
+
+    @property
+    def cut(self) -> bool:
+        """The answer ended because it reached max new tokens."""
+        return self.status == "complete" and self.metrics.get("finish_reason") == "length"
+
+    @property
+    def capped(self) -> bool:
+        return len(self.text) > RENDER_CAP
+
     def render(self, final: bool = False) -> None:
         self.render_count += 1
+        shown = self.text[:RENDER_CAP]
+        self._show_cap_note()
         if self.role == "user":
-            self.body.setText(self.text)
+            self.body.setText(shown)
             return
-        if not self.text and self.placeholder:
+        if not shown and self.placeholder:
+            self._shown = None
             self.body.setHtml(f'<p style="color:gray;"><i>{html.escape(self.placeholder)}</i></p>')
+        elif shown == self._shown and not final:
+            return  # a capped stream: the rendered start no longer changes
         elif final:
-            self.body.setHtml(self._incremental.render_full(self.text))
+            self.body.setHtml(self._incremental.render_full(shown))
         else:
-            self.body.setHtml(self._incremental.render(self.text))
+            self.body.setHtml(self._incremental.render(shown))
+        self._shown = shown
 
     def fit_width(self, available: int) -> None:
         """Size the user bubble to its text, at most ~78 % of the column."""
@@ -181,11 +230,22 @@ class MessageWidget(QWidget):
             return
         limit = max(160, int(available * 0.78))
         metrics = QFontMetrics(self.body.font())
-        natural = max((metrics.horizontalAdvance(line) for line in self.text.splitlines() or [""]), default=0)
+        lines = self.text[:RENDER_CAP].splitlines() or [""]
+        natural = max((metrics.horizontalAdvance(line[:2000]) for line in lines), default=0)
         self.body.setFixedWidth(min(natural + 4, limit - BUBBLE_PADDING))
 
     def copy_text(self) -> None:
+        """The whole text to the clipboard (also the part not rendered); the button says "Copied" a moment."""
         QGuiApplication.clipboard().setText(self.text)
+        self._copied.start()
+        self.retranslate_ui()
+
+    def show_all(self) -> None:
+        """Open the whole text in a read-only viewer (it handles texts far too long to render)."""
+        if self.viewer is None or self.viewer.text is not self.text:
+            self.viewer = TextViewer(self.text, self.author_label.text() if self.role == "assistant" else "", self)
+        self.viewer.show()
+        self.viewer.raise_()
 
     def _link(self, url) -> None:
         if url.scheme() in ("http", "https"):
@@ -195,19 +255,36 @@ class MessageWidget(QWidget):
             index = int(url.path()) if url.path().isdigit() else -1
             if 0 <= index < len(blocks):
                 QGuiApplication.clipboard().setText(blocks[index])
+                QToolTip.showText(QCursor.pos(), self.tr("Copied"), self.body)
 
     def _show_footer(self) -> None:
         if self.role == "assistant":
             self.author_label.setText(self.author or self.tr("Assistant"))
         labels = {"stopped": self.tr("stopped"), "interrupted": self.tr("interrupted"),
-                  "error": self.tr("error"), "streaming": ""}
-        badge = labels.get(self.status, "")
+                  "error": self.tr("error"), "length": self.tr("cut at max new tokens"), "streaming": ""}
+        status = "length" if self.cut else self.status
+        badge = labels.get(status, "")
         self.status_label.setText(badge)
         self.status_label.setVisible(bool(badge))
-        self.status_label.setProperty("status", self.status)
+        self.status_label.setProperty("status", status)
         self.status_label.style().unpolish(self.status_label)
         self.status_label.style().polish(self.status_label)
         if self.role == "assistant":
-            shown = format_metrics(self.metrics) if self.metrics.get("output_tokens") else None
-            self.metrics_label.setText(
-                self.tr("TTFT {ttft} · decode {decode} · {tokens}").format(**shown) if shown else "")
+            self.continue_button.setVisible(self.cut and self._last)
+            tokens = int(self.metrics.get("output_tokens") or 0)
+            shown = format_metrics(self.metrics) if tokens else None
+            if not shown:
+                text = ""
+            elif tokens < 2:  # one token has no decode speed to speak of
+                text = self.tr("TTFT {ttft} · {tokens}").format(**shown)
+            else:
+                text = self.tr("TTFT {ttft} · decode {decode} · {tokens}").format(**shown)
+            self.metrics_label.setText(text)
+
+    def _show_cap_note(self) -> None:
+        capped = self.capped
+        if capped:
+            self.cap_note.setText(self.tr("Showing the first {shown} of {total} characters.").format(
+                shown=f"{RENDER_CAP:,}", total=f"{len(self.text):,}"))
+        self.cap_note.setVisible(capped)
+        self.show_all_button.setVisible(capped)

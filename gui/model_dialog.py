@@ -7,6 +7,8 @@ from PySide6.QtWidgets import (
     QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget,
 )
 
+from .file_dirs import model_start_dir
+
 DEVICES = ("auto", "cpu", "cuda", "npu")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
@@ -61,7 +63,8 @@ class ModelDialog(QDialog):
             "Code files in it are never run. Ascend 300I Duo: choose npu and float16."))
 
     def _browse(self) -> None:
-        folder = QFileDialog.getExistingDirectory(self, self.tr("Choose a model folder"), self.folder.text())
+        folder = QFileDialog.getExistingDirectory(self, self.tr("Choose a model folder"),
+                                                  model_start_dir(self.folder.text()))
         if folder:
             self.folder.setText(folder)
 

@@ -91,7 +91,7 @@ class SettingsPanel(QWidget):
     def retranslate_ui(self) -> None:
         self.title.setText(self.tr("Settings"))
         texts = {
-            "system": self.tr("System prompt"), "max_new": self.tr("Max new tokens"),
+            "system": self.tr("System prompt"),
             "temperature": self.tr("Temperature"), "top_k": self.tr("Top-k"),
             "top_p": self.tr("Top-p"), "repetition": self.tr("Rep. penalty"), "seed": self.tr("Seed"),
         }
@@ -103,6 +103,12 @@ class SettingsPanel(QWidget):
         self.system_prompt.setPlaceholderText(self.tr("Optional instructions for the model"))
         self.reset_button.setText(self.tr("Reset to model defaults"))
         self._show_model_info()
+        self._show_max_new_cap()
+        self._sampling_enabled(self.do_sample.isChecked())
+
+    def _show_max_new_cap(self) -> None:
+        """The label says how many new tokens fit, so a bigger number typed and brought down is explained."""
+        self._labels["max_new"].setText(f"{self.tr('Max new tokens')} (\u2264 {self.max_new.maximum()})")
 
     def changeEvent(self, event) -> None:
         if event.type() == QEvent.Type.LanguageChange:
@@ -116,6 +122,7 @@ class SettingsPanel(QWidget):
         self._model_defaults = dict((info or {}).get("defaults") or {})
         if info:
             self.max_new.set_range(1, max(1, int(info["max_seq_len"]) - 1))
+            self._show_max_new_cap()
         self._show_model_info()
 
     def _show_model_info(self) -> None:
@@ -136,6 +143,7 @@ class SettingsPanel(QWidget):
             return
         self.max_new.set_range(1, limit)
         self.max_new.set_value(min(self._wanted_max_new, limit), quiet=True)
+        self._show_max_new_cap()
 
     # settings --------------------------------------------------------------------------------
     def settings(self) -> dict:
@@ -188,8 +196,12 @@ class SettingsPanel(QWidget):
         self._emit()
 
     def _sampling_enabled(self, on: bool) -> None:
-        for widget in (self.temperature, self.top_k, self.top_p, self.seed):
+        """Greedy decoding uses none of these (the repetition penalty applies to both): fields and labels off."""
+        for key, widget in (("temperature", self.temperature), ("top_k", self.top_k), ("top_p", self.top_p),
+                            ("seed", self.seed)):
             widget.setEnabled(on)
+            self._labels[key].setEnabled(on)
+            widget.setToolTip("" if on else self.tr("Used only when sampling tokens"))
 
     def _emit(self, *_args) -> None:
         if not self._loading:

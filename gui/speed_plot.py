@@ -6,6 +6,7 @@ from PySide6.QtGui import QColor, QFont, QLinearGradient, QPainter, QPainterPath
 from PySide6.QtWidgets import QGridLayout, QLabel, QVBoxLayout, QWidget
 
 LINE_COLOR = QColor("#27b59a")
+PLOT_MIN_HEIGHT = 72
 
 
 translate = QCoreApplication.translate  # lupdate extracts translate("Context", "text") calls
@@ -16,6 +17,9 @@ def format_metrics(metrics: dict) -> dict[str, str]:
     def number(value, digits=1):
         return "—" if value is None else f"{float(value):.{digits}f}"
 
+    decode = metrics.get("decode_tokens_per_s")
+    if "output_tokens" in metrics and int(metrics.get("output_tokens") or 0) < 2:
+        decode = None  # one token has no decode time: its "speed" would read 0.0 tok/s
     cached = int(metrics.get("cached_prompt_tokens") or 0)
     prompt = f"{int(metrics.get('prompt_tokens') or 0)}"
     if cached:
@@ -23,7 +27,7 @@ def format_metrics(metrics: dict) -> dict[str, str]:
     return {
         "ttft": translate("Metrics", "{v} s").format(v=number(metrics.get("ttft_s"), 2)),
         "prefill": translate("Metrics", "{v} tok/s").format(v=number(metrics.get("prefill_tokens_per_s"))),
-        "decode": translate("Metrics", "{v} tok/s").format(v=number(metrics.get("decode_tokens_per_s"))),
+        "decode": "—" if decode is None else translate("Metrics", "{v} tok/s").format(v=number(decode)),
         "tokens": translate("Metrics", "{p} in · {o} out").format(p=prompt, o=int(metrics.get("output_tokens") or 0)),
     }
 
@@ -33,7 +37,7 @@ class SpeedPlot(QWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.setMinimumHeight(90)
+        self.setMinimumHeight(PLOT_MIN_HEIGHT)
         self.samples: list[tuple[int, float]] = []
 
     def clear(self) -> None:
@@ -121,11 +125,13 @@ class SpeedPanel(QWidget):
             grid.addWidget(self._names[key], row, 0)
             grid.addWidget(self.values[key], row, 1)
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(14, 8, 14, 12)
-        layout.setSpacing(8)
+        layout.setContentsMargins(14, 8, 14, 8)
+        layout.setSpacing(6)
         layout.addWidget(self.title)
-        layout.addWidget(self.plot)
+        # The numbers come before the plot: at the default window size the side panel's end is at the
+        # bottom edge, and what may be cut there should be the picture, never the Tokens row.
         layout.addLayout(grid)
+        layout.addWidget(self.plot)
         self.retranslate_ui()
 
     def retranslate_ui(self) -> None:

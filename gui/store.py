@@ -283,6 +283,16 @@ class Store:
                 "ORDER BY c.updated DESC, c.id DESC", (_clean(query), _clean(pattern))).fetchall()
         return [self._conversation(row) for row in rows]
 
+    def titles_in_use(self, titles: Iterable[str]) -> set[tuple[str, str]]:
+        """(title, created) of the conversations whose title is exactly one of `titles` (import's duplicates)."""
+        titles, found = [_clean(t) for t in set(titles)], set()
+        with self._tx("") as conn:
+            for start in range(0, len(titles), 500):  # bound values: exact even for text holding NUL
+                chunk = titles[start:start + 500]
+                found.update(conn.execute("SELECT title, created FROM conversations WHERE title IN "
+                                          f"({', '.join('?' * len(chunk))})", chunk))
+        return found
+
     def get_conversation(self, conversation_id: int) -> Conversation | None:
         """A conversation with its messages in order, or None if it does not exist."""
         with self._tx("") as conn:
@@ -332,6 +342,15 @@ class Store:
         with self._tx("NORMAL") as conn:
             return conn.execute("UPDATE messages SET content = ? WHERE id = ? AND status = 'streaming'",
                                 (_clean(text), message_id)).rowcount == 1
+
+    def resume_streaming(self, message_id: int) -> Message:
+        """Set a finished assistant message back to 'streaming' (Continue appends to it); committed."""
+        with self._tx() as conn:
+            message = self._get_message(conn, message_id)
+            if message.role != "assistant":
+                raise StoreError(f"Message {message_id} is not an answer; only answers can be continued.")
+            conn.execute("UPDATE messages SET status = 'streaming' WHERE id = ?", (message_id,))
+            return self._get_message(conn, message_id)
 
     def finish_message(self, message_id: int, text: str, status: str = "complete",
                        metrics: Mapping[str, Any] | None = None) -> Message:

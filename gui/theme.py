@@ -8,9 +8,11 @@ import sys
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont, QGuiApplication, QPalette
 
+from .logging_setup import logger
 from .resources import THEMES_DIR
 
 THEMES = ("light", "dark")
+_applied: dict[str, bool] = {}  # theme name -> whether its last apply() succeeded
 UI_FONTS = ["Inter", "Noto Sans", "Segoe UI", "Helvetica Neue", "PingFang SC", "Microsoft YaHei",
             "Noto Sans CJK SC", "WenQuanYi Micro Hei", "DejaVu Sans", "sans-serif"]
 
@@ -62,10 +64,18 @@ def apply(app, name: str) -> bool:
     try:
         app.setPalette(palette(name))
         app.setStyleSheet(style_sheet(name))
+        _applied[name] = True
         return bool(colors(name)["dark"])
     except (OSError, ValueError, KeyError) as exc:
+        _applied[name] = False
         print(f"baichuan-chat: theme {name!r} not applied ({exc})", file=sys.stderr)
+        logger.error("theme %r not applied (%s)", name, exc)
         return False
+
+
+def applied(name: str) -> bool:
+    """Whether the last apply(name) set the theme's palette and style sheet."""
+    return _applied.get(name, False)
 
 
 def apply_fonts(app) -> None:

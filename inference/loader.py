@@ -28,7 +28,7 @@ def load_folder_parts(model_dir, dtype: torch.dtype, report, check_cancel) -> Mo
     """A Baichuan / Baichuan2 folder as downloaded from Hugging Face (its .py files are never touched)."""
     from .chat_format import Baichuan2ChatFormat
     from .tokenizer import SentencePieceTokenizer
-    from .weights import load_weights_into
+    from .weights import check_weights, load_weights_into
 
     folder = Path(model_dir).expanduser()
     if not folder.exists():
@@ -37,6 +37,8 @@ def load_folder_parts(model_dir, dtype: torch.dtype, report, check_cancel) -> Mo
         raise ModelFolderError(f"not a folder: {folder}")
     report(0.0, "reading config.json")
     config, defaults = load_folder_config(folder)
+    check_cancel()
+    report(0.02, "reading tokenizer.model")
     tokenizer = SentencePieceTokenizer(folder / "tokenizer.model")
     if tokenizer.vocab_size > config.vocab_size:
         raise ModelFolderError(
@@ -46,10 +48,14 @@ def load_folder_parts(model_dir, dtype: torch.dtype, report, check_cancel) -> Mo
         if not 0 <= token_id < config.vocab_size:
             raise ModelFolderError(f"generation_config.json names token id {token_id}, outside the vocabulary")
     check_cancel()
+    report(0.04, "checking the weight files")
+    checked = check_weights(folder, config)  # headers against config.json, before anything is allocated
+    check_cancel()
     chat_format = Baichuan2ChatFormat(tokenizer, defaults.user_token_id, defaults.assistant_token_id)
 
     def fill(model, progress):
-        load_weights_into(model.weights(), folder, config, progress=lambda f: progress(f, "loading weights"))
+        load_weights_into(model.weights(), folder, config, progress=lambda f: progress(f, "loading weights"),
+                          checked=checked)
 
     return ModelParts(config, defaults, tokenizer, chat_format, folder.name, str(folder), fill)
 
@@ -62,7 +68,7 @@ def load_demo_parts(_model_dir, dtype: torch.dtype, report, check_cancel) -> Mod
 
     path = find_demo_gguf()
     report(0.0, "reading the demo model")
-    demo = load_gguf(path, dtype)
+    demo = load_gguf(path, dtype, check_cancel)
     check_cancel()
 
     def fill(model, progress):

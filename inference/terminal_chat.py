@@ -5,6 +5,7 @@ import signal
 import sys
 import threading
 
+from .engine import ChatStarted, TokenEvent
 from .errors import UserError
 
 
@@ -13,16 +14,18 @@ def answer(engine, messages: list[dict], stream: bool, out=sys.stdout) -> tuple[
     cancel = threading.Event()
     previous = signal.signal(signal.SIGINT, lambda *_: cancel.set()) if _main_thread() else None
     try:
-        chat = engine.encode_chat(messages)
-        if chat.dropped_rounds:
-            print(f"(dropped {chat.dropped_rounds} old round(s) to fit MAX_SEQ_LEN {engine.max_seq_len})", file=out)
         finish = None
-        for event in engine.generate(chat.input_ids, chat.budget["max_new_tokens"], engine.default_sampling(),
-                                     cancel):
-            if stream and hasattr(event, "token_id"):
-                out.write(event.text)
-                out.flush()
-            finish = event
+        for event in engine.stream_chat(messages, None, engine.default_sampling(), cancel):
+            if isinstance(event, ChatStarted):
+                if event.dropped_rounds:
+                    print(f"(dropped {event.dropped_rounds} old round(s) to fit MAX_SEQ_LEN {engine.max_seq_len})",
+                          file=out)
+            elif isinstance(event, TokenEvent):
+                if stream:
+                    out.write(event.text)
+                    out.flush()
+            else:
+                finish = event
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)

@@ -11,6 +11,7 @@ import sentencepiece as spm
 
 from .detokenizer import decode_ids
 from .errors import InputError, ModelFolderError
+from .safe_read import TOKENIZER_CAP, read_capped
 
 #: How a tokenizer treats whitespace at the very start of decoded text (the optional
 #: ``leading_space_rule`` attribute of a Tokenizer): "keep" it, strip the first leading space of the
@@ -173,12 +174,11 @@ class SentencePieceTokenizer:
         path = Path(path)
         if path.is_dir():
             path = path / "tokenizer.model"
-        try:
-            data = path.read_bytes()
-        except OSError:
-            raise ModelFolderError(f"tokenizer.model is missing or unreadable: {path}") from None
+        data = read_capped(path, "tokenizer.model", TOKENIZER_CAP)
         try:
             info = _parse_model(data)
+            if not info.piece_types:  # refused here: SentencePiece would print its own log lines first
+                raise ValueError("no pieces")
             special = {i for i, (t, piece) in enumerate(zip(info.piece_types, info.pieces))
                        if t == _PIECE_USER_DEFINED and _SPECIAL_SPELLING.fullmatch(piece)}
             self._sp = spm.SentencePieceProcessor(model_proto=_with_pieces_as_control(data, special))

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import io
-import json
 import math
 import pickle
 import pickletools
@@ -14,9 +13,11 @@ from typing import Callable, Iterator, Mapping
 
 import torch
 
-from .config import ModelConfig
+from .config import ModelConfig, read_json
 from .weight_copy import copy_into, release_pages, trim_heap
 from .errors import ModelFolderError
+from .safe_read import check_regular
+from .safetensors_header import safetensors_error, safetensors_shapes, safetensors_views
 from .torch_guard import is_out_of_memory
 
 SAFETENSORS_INDEX = "model.safetensors.index.json"
@@ -49,21 +50,24 @@ def _plan(model_dir: Path) -> list[_Shard]:
         (SAFETENSORS_INDEX, SAFETENSORS_SINGLE, True),
         (BIN_INDEX, BIN_SINGLE, False),
     ):
-        if (model_dir / index_name).is_file():
+        if _present(model_dir / index_name):
             return _shards_from_index(model_dir, index_name, is_safe)
-        if (model_dir / single_name).is_file():
+        if _present(model_dir / single_name):
+            check_regular(model_dir / single_name, single_name)
             return [_Shard(model_dir / single_name, is_safe)]
     raise ModelFolderError(
         f"no weights found in {model_dir}: expected model.safetensors, pytorch_model.bin or a sharded *.index.json"
     )
 
 
+def _present(path: Path) -> bool:
+    """Something is there (a link to a device or a FIFO counts, and is then refused by name)."""
+    return path.is_symlink() or path.exists()
+
+
 def _shards_from_index(model_dir: Path, index_name: str, is_safe: bool) -> list[_Shard]:
-    try:
-        index = json.loads((model_dir / index_name).read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError, OSError):
-        raise ModelFolderError(f"{index_name} is not valid JSON") from None
-    weight_map = index.get("weight_map") if isinstance(index, dict) else None
+    index = read_json(model_dir / index_name, index_name)
+    weight_map = index.get("weight_map")
     if not isinstance(weight_map, dict) or not weight_map:
         raise ModelFolderError(f"{index_name} has no 'weight_map' naming the tensors and their shard files")
     by_file: dict[str, set[str]] = {}
@@ -75,52 +79,14 @@ def _shards_from_index(model_dir: Path, index_name: str, is_safe: bool) -> list[
     shards = []
     for file_name, names in by_file.items():  # dict order = first appearance in the index
         path = model_dir / file_name
-        if not path.is_file():
+        if not _present(path):
             raise ModelFolderError(f"{index_name} names shard {file_name}, which is missing from the folder")
+        check_regular(path, file_name)
         shards.append(_Shard(path, is_safe, frozenset(names)))
     return shards
 
 
 # ---- reading one file -----------------------------------------------------------------------------
-def _safetensors_error(path: Path, exc: Exception) -> ModelFolderError:
-    detail = str(exc).splitlines()[0].rstrip(".") if str(exc) else exc.__class__.__name__
-    return ModelFolderError(f"{path.name} is truncated or not a valid safetensors file ({detail})")
-
-
-def _safetensors_shapes(path: Path) -> dict[str, tuple[int, ...]]:
-    from safetensors import SafetensorError, safe_open
-
-    try:
-        with safe_open(str(path), framework="pt", device="cpu") as f:
-            return {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise _safetensors_error(path, exc) from None
-
-
-_SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
-                       "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8,
-                       "U8": torch.uint8, "BOOL": torch.bool}
-
-
-def _safetensors_views(path: Path) -> tuple[object, dict] | None:
-    """A private read-only mapping of the file and each tensor's (dtype, shape, offset), or None if unusual."""
-    import mmap
-
-    with open(path, "rb") as f:
-        size = int.from_bytes(f.read(8), "little")
-        header = json.loads(f.read(size))
-        mapping = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)
-    layout = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        dtype = _SAFETENSORS_DTYPES.get(info.get("dtype"))
-        if dtype is None:
-            return None
-        layout[name] = (dtype, tuple(info["shape"]), 8 + size + info["data_offsets"][0])
-    return mapping, layout
-
-
 def _safetensors_tensors(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
     """Tensors as zero-copy views of a memory map (the safetensors library validates the file first).
 
@@ -132,13 +98,13 @@ def _safetensors_tensors(path: Path) -> Iterator[tuple[str, torch.Tensor]]:
     try:
         with safe_open(str(path), framework="pt", device="cpu") as f:
             names = list(f.keys())
-            views = _safetensors_views(path)
+            views = safetensors_views(path)
             if views is None:  # a dtype torch.frombuffer does not take: let the library read it
                 for name in names:
                     yield name, f.get_tensor(name)
                 return
     except (SafetensorError, OSError, ValueError, RuntimeError, KeyError, TypeError) as exc:
-        raise _safetensors_error(path, exc) from None
+        raise safetensors_error(path, exc) from None
     mapping, layout = views
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # frombuffer's note about buffers it cannot track
@@ -258,7 +224,7 @@ def _plan_shapes(plan: list[_Shard]) -> dict[str, tuple[int, ...]]:
     shapes: dict[str, tuple[int, ...]] = {}
     for shard in plan:
         if shard.safetensors:
-            found = _safetensors_shapes(shard.path)
+            found = safetensors_shapes(shard.path)
         else:
             found = {name: tuple(t.shape) for name, t in _load_bin(shard.path).items()}
         for name in found:
@@ -303,8 +269,27 @@ def _more(items: list) -> str:
     return f" (and {len(items) - 1} more)" if len(items) > 1 else ""
 
 
+_LAYER_NAME = re.compile(r"^model\.layers\.(\d{1,9})\.")
+
+
+#: More layers than the weights hold by this much are refused before the expected names are listed.
+_LAYER_SLACK = 1024
+
+
+def _check_counts(names_to_shapes: Mapping[str, tuple[int, ...]], config: ModelConfig) -> None:
+    """num_hidden_layers against the layers the weights hold, before the config's expected names are listed
+    (a config claiming a million layers must not make a list of nine million names first; a few layers
+    too many get validate_shapes' message naming the first missing tensor)."""
+    layers = {int(m.group(1)) for name in names_to_shapes if (m := _LAYER_NAME.match(name))}
+    held = max(layers) + 1 if layers else 0
+    if config.num_layers > held + _LAYER_SLACK:
+        raise ModelFolderError(f"config.json says num_hidden_layers = {config.num_layers}, "
+                               f"but the weights hold {held} layer{'s' if held != 1 else ''}")
+
+
 def validate_shapes(names_to_shapes: Mapping[str, tuple[int, ...]], config: ModelConfig) -> None:
     """Raise a one-sentence ModelFolderError unless the checkpoint's tensors are exactly what config.json implies."""
+    _check_counts(names_to_shapes, config)
     expected = expected_shapes(config)
     wrong = [n for n, s in expected.items() if n in names_to_shapes and tuple(names_to_shapes[n]) != s]
     if wrong:
@@ -324,12 +309,29 @@ def validate_shapes(names_to_shapes: Mapping[str, tuple[int, ...]], config: Mode
 
 
 # ---- loading into a model -------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CheckedWeights:
+    """A folder's weight files whose headers were checked against config.json (no tensor data read yet)."""
+
+    plan: list[_Shard]
+    config: ModelConfig
+
+
+def check_weights(model_dir: Path, config: ModelConfig) -> CheckedWeights:
+    """Names and shapes of the folder's weight headers checked against config.json, before any allocation."""
+    plan = _plan(Path(model_dir))
+    validate_shapes(_plan_shapes(plan), config)
+    return CheckedWeights(plan, config)
+
+
 def load_weights_into(module_state: dict[str, torch.Tensor], model_dir: Path, config: ModelConfig,
-                      progress: Callable[[float], None] | None = None) -> None:
+                      progress: Callable[[float], None] | None = None,
+                      checked: CheckedWeights | None = None) -> None:
     """Copy a folder's weights tensor by tensor into pre-allocated parameters (dtype converted by copy_).
 
-    Names and shapes are checked against config.json before anything is copied; progress(fraction) is
-    called after each tensor. NormHead normalisation is the model's job, not done here.
+    Names and shapes are checked against config.json before anything is copied (unless `checked` says
+    check_weights did it); progress(fraction) is called after each tensor and after each ~32 MB block of
+    a large one (it may raise to cancel). NormHead normalisation is the model's job, not done here.
     """
     model_dir = Path(model_dir)
     expected = expected_shapes(config)
@@ -337,8 +339,9 @@ def load_weights_into(module_state: dict[str, torch.Tensor], model_dir: Path, co
         target = module_state.get(name)
         if target is None or tuple(target.shape) != shape:
             raise RuntimeError(f"decoder parameter {name} is missing or not shaped {list(shape)}")
-    plan = _plan(model_dir)
-    validate_shapes(_plan_shapes(plan), config)
+    if checked is None or checked.config != config:
+        checked = check_weights(model_dir, config)
+    plan = checked.plan
     total = sum(math.prod(s) for s in expected.values())
     done = 0
     with torch.no_grad():
@@ -348,7 +351,8 @@ def load_weights_into(module_state: dict[str, torch.Tensor], model_dir: Path, co
             if not tensor.is_floating_point():
                 raise ModelFolderError(f"{name} has dtype {str(tensor.dtype).removeprefix('torch.')}, "
                                        "not a floating-point type")
-            copy_into(module_state[name], tensor, release=release_pages)
+            block = (lambda rows: progress((done + rows * tensor[0].numel()) / total)) if progress else None
+            copy_into(module_state[name], tensor, release=release_pages, after_block=block)
             done += tensor.numel()
             del tensor
             trim_heap()

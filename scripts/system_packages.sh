@@ -13,7 +13,8 @@ grep -q "libxcb-cursor.so.0" <<<"$libs" \
             libxcb-render-util0 libegl1 libgl1)
 if [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo -n"
-  if { $sudo apt-get update -qq && $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"; } >/dev/null 2>&1; then
+  if { $sudo apt-get update -qq \
+       && $sudo apt-get install -y -qq --no-install-recommends "${need[@]}"; } >/dev/null 2>&1; then
     echo "installed system packages: ${need[*]}"
   else
     echo "note: could not install ${need[*]} (no root?); install them with your package manager" >&2

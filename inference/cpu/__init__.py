@@ -64,11 +64,13 @@ def prepare(model: nn.Module, quantize: str | None, device: torch.device) -> Non
                                              normalize_rows=linear is normalized))
 
 
-def accelerate(model: nn.Module, dtype: torch.dtype, device: torch.device,
-               quantize: str | None = None) -> tuple[nn.Module, dict]:
-    """After loading: the model with its modules swapped for kernel ones, and a dict of what was installed."""
+def accelerate(model: nn.Module, dtype: torch.dtype, device: torch.device, quantize: str | None = None,
+               check_cancel=None) -> tuple[nn.Module, dict]:
+    """After loading: the model with its modules swapped for kernel ones, and a dict of what was installed.
+
+    check_cancel(), when given, is called before each layer is converted (it raises to cancel a load)."""
     lib = kernels.load() if device.type == "cpu" else None
-    installed = optimize_linears(model, dtype, device, quantize)
+    installed = optimize_linears(model, dtype, device, quantize, check_cancel)
     if isinstance(model.lm_head, KernelLinear):
         model.lm_head.out_dtype = torch.float32  # logits as summed, not rounded to bf16
     attention = lib is not None and dtype in (torch.bfloat16, torch.float32)
@@ -85,7 +87,8 @@ def accelerate(model: nn.Module, dtype: torch.dtype, device: torch.device,
     return (fused or model), installed
 
 
-def optimize_linears(model: nn.Module, dtype: torch.dtype, device: torch.device, quantize: str | None = None) -> dict:
+def optimize_linears(model: nn.Module, dtype: torch.dtype, device: torch.device, quantize: str | None = None,
+                     check_cancel=None) -> dict:
     """Swap the bias-free nn.Linear layers for CpuLinear (bf16 or float32 on a CPU) or Int8Linear (quantize="int8").
 
     Layers are converted one at a time and each bf16 matrix is released as soon as its int8 copy exists,
@@ -97,6 +100,8 @@ def optimize_linears(model: nn.Module, dtype: torch.dtype, device: torch.device,
     uses = _weight_uses(model)
     with torch.no_grad():
         for parent, name in targets:
+            if check_cancel is not None:
+                check_cancel()
             linear = getattr(parent, name)
             if quantize == "int8":
                 new = Int8Linear.from_weight(linear.weight, lib)

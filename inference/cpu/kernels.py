@@ -5,7 +5,8 @@ stock torch's bf16 and int8-weight paths read weights well below DRAM bandwidth.
 (OpenMP, AVX-512/AVX-512-BF16 when the CPU has them, chosen by -march=native) streams them at full speed:
 matrix-vector products, decode attention and RMSNorm for torch to call one at a time, and a whole decode
 step in one call (inference.cpu.fused). It is built on first use into the user cache folder; without a
-C compiler, or with BAICHUAN_NO_CPU_KERNELS=1, `load()` returns None and callers keep torch's own kernels.
+C compiler, or with BAICHUAN_CHAT_NO_CPU_KERNELS=1 (old name BAICHUAN_NO_CPU_KERNELS), `load()` returns None
+and callers keep torch's own kernels.
 """
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ import threading
 from pathlib import Path
 
 import torch
+
+from ..env import get_env
 
 #: The C sources (inference/cpu/csrc), compiled together into one library.
 SOURCE_DIR = Path(__file__).resolve().parent / "csrc"
@@ -66,7 +69,7 @@ def _build(target: Path) -> None:
 
 def load():
     """The compiled kernel library (ctypes), or None where it cannot be built or is switched off."""
-    if os.environ.get("BAICHUAN_NO_CPU_KERNELS") or sys.platform != "linux":
+    if get_env("BAICHUAN_CHAT_NO_CPU_KERNELS") or sys.platform != "linux":
         return None
     try:
         source = "".join((SOURCE_DIR / name).read_text() for name in SOURCE_FILES)

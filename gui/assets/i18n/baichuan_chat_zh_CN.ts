@@ -108,6 +108,26 @@ Enter 发送 · Shift+Enter 换行 · Esc 停止回答</translation>
 <context>
     <name>MainWindow</name>
     <message>
+        <location filename="../../main_window.py" line="0"/>
+        <source>Compute: {path}</source>
+        <translation>计算路径：{path}</translation>
+    </message>
+    <message>
+        <location filename="../../main_window.py" line="0"/>
+        <source>Version {version}</source>
+        <translation>版本 {version}</translation>
+    </message>
+    <message>
+        <location filename="../../main_window.py" line="0"/>
+        <source>Log file: {path}</source>
+        <translation>日志文件：{path}</translation>
+    </message>
+    <message>
+        <location filename="../../main_window.py" line="0"/>
+        <source>Log file: none (not writable)</source>
+        <translation>日志文件：无（无法写入）</translation>
+    </message>
+    <message>
         <location filename="../../gui/main_window.py" line="122"/>
         <source>The answer failed</source>
         <translation>回答失败</translation>
