@@ -15,6 +15,7 @@ VARIABLES = {
                                     "(old name BAICHUAN_NO_CPU_KERNELS)",
     "BAICHUAN_CHAT_EXIT_AFTER_MS": "the desktop app quits by itself this many milliseconds after it starts, once no "
                                    "model is loading (tests)",
+    "BAICHUAN_CHAT_NPU_GRAPH": "1: try graph capture of the NPU decode step (torchair; off by default, unverified)",
     "BAICHUAN_CHAT_SCREENSHOT": "with BAICHUAN_CHAT_EXIT_AFTER_MS: save a picture of the window here first",
 }
 

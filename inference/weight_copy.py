@@ -24,7 +24,7 @@ def copy_into(target, tensor: torch.Tensor, release: Callable[[torch.Tensor], No
     copy_rows = getattr(target, "copy_rows", None)
     row_bytes = tensor[0].numel() * tensor.element_size() if tensor.dim() > 1 and tensor.shape[0] else 0
     if copy_rows is None and (row_bytes == 0 or tensor.numel() * tensor.element_size() <= COPY_BLOCK_BYTES):
-        target.copy_(host_cast(tensor, target))
+        target.copy_(host_cast(tensor, target.dtype))
         if release is not None:
             release(tensor)
         return
@@ -34,24 +34,21 @@ def copy_into(target, tensor: torch.Tensor, release: Callable[[torch.Tensor], No
         if copy_rows is not None:
             copy_rows(start, block)
         else:
-            target[start:start + step].copy_(host_cast(block, target))
+            target[start:start + step].copy_(host_cast(block, target.dtype))
         if release is not None:
             release(block)
         if after_block is not None and start + step < tensor.shape[0]:
             after_block(start + step)
 
 
-def host_cast(block: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """The block in the target's dtype, converted where it lies (the host) before any copy to a device
-    (a CPU target converts while it copies, with no temporary).
+def host_cast(block: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The block in the target's dtype, converted where it lies (the host) before any copy to a device.
 
     A bf16 checkpoint loaded as fp16 onto an Ascend 310P must never reach the device as bf16: the chip has
     no bf16 and a device-side cast fails ("aclnnCast ... not implemented for DT_BFLOAT16"). One block at a
     time, so the converted copy costs at most COPY_BLOCK_BYTES (x2 for a widening cast) of host memory.
     """
-    if block.dtype == target.dtype or target.device.type == "cpu":
-        return block
-    return block.to(target.dtype)
+    return block if block.dtype == dtype else block.to(dtype)
 
 
 def release_pages(tensor: torch.Tensor) -> None:

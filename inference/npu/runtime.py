@@ -11,11 +11,13 @@ import os
 
 import torch
 
+from ..env import get_env
+
 #: Ascend's guidance for eager inference: level-2 task queue (operator dispatch pipelined on a second
 #: thread). torch_npu reads it when it is imported, so it must be in the environment before that import
 #: (inference/__init__.py sets it for the app; torch's backend auto-load imports torch_npu with torch).
 TASK_QUEUE_ENV, TASK_QUEUE_LEVEL = "TASK_QUEUE_ENABLE", "2"
-GRAPH_ENV = "BAICHUAN_NPU_GRAPH"  # "1": try graph capture of the decode step (torchair); default off
+GRAPH_ENV = "BAICHUAN_CHAT_NPU_GRAPH"  # "1": try graph capture of the decode step (torchair); default off
 
 
 def ensure_task_queue() -> str:
@@ -81,8 +83,8 @@ class GraphDecode(torch.nn.Module):
 
 
 def maybe_graph(model: torch.nn.Module, ops) -> tuple[torch.nn.Module, str]:
-    """Wrap the model with GraphDecode when BAICHUAN_NPU_GRAPH=1 and a compiler exists; (model, status)."""
-    if os.environ.get(GRAPH_ENV) != "1":
+    """Wrap the model with GraphDecode when BAICHUAN_CHAT_NPU_GRAPH=1 and a compiler exists; (model, status)."""
+    if get_env(GRAPH_ENV) != "1":
         return model, f"off (set {GRAPH_ENV}=1 to try)"
     compiler = ops.graph_compiler()
     if compiler is None:
