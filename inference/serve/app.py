@@ -198,7 +198,10 @@ class Routes:
         await response.prepare(request)
 
         async def send(data) -> None:
-            await asyncio.wait_for(response.write(p.sse(data)), WRITE_TIMEOUT_S)
+            try:
+                await asyncio.wait_for(response.write(p.sse(data)), WRITE_TIMEOUT_S)
+            except asyncio.TimeoutError:  # a client that stopped reading is dropped like one that left
+                raise ConnectionResetError("the client stopped reading") from None
 
         with_usage = answer.req.include_usage
         await send(p.chunk(answer.id, answer.model, {"role": "assistant", "content": ""}, None, with_usage))
