@@ -138,14 +138,20 @@ class Baichuan2ChatFormat(_RoundFormat):
         return [] if messages[-1]["role"] == "assistant" else [self.assistant_token_id]
 
 
+class _OpenMessage(dict):
+    """The final assistant message of a ChatML prompt, left open so that the model continues it."""
+
+
 class ChatMLFormat(_RoundFormat):
     """ChatML as in SmolLM2's template: ``<|im_start|>{role}\\n{content}<|im_end|>\\n`` per message.
 
     A default system message is added when the first message is not a system one (unless
-    ``default_system`` is None), and ``<|im_start|>assistant\\n`` is always appended as the generation
-    prompt. Markers are inserted as ids; the text between them is encoded in the same chunks a Hugging
-    Face tokenizer sees when it tokenizes the rendered template, so text spelling a marker stays text.
-    The budget for history rounds leaves room for the system block and the generation prompt.
+    ``default_system`` is None), and ``<|im_start|>assistant\\n`` is appended as the generation prompt,
+    unless the conversation ends with an assistant message: that one is left open (no ``<|im_end|>``) so
+    the model continues it, as Hugging Face's ``continue_final_message`` does. Markers are inserted as
+    ids; the text between them is encoded in the same chunks a Hugging Face tokenizer sees when it
+    tokenizes the rendered template, so text spelling a marker stays text. The budget for history rounds
+    leaves room for the system block and the generation prompt.
     """
 
     def __init__(self, tokenizer: Tokenizer, im_start_id: int, im_end_id: int,
@@ -165,7 +171,19 @@ class ChatMLFormat(_RoundFormat):
         return [] if system is None else self._block("system", system)
 
     def _message_tokens(self, message: dict) -> list[int]:
+        if isinstance(message, _OpenMessage):
+            return [self.im_start_id] + self.tokenizer.encode(f"{message['role']}\n{message['content']}")
         return self._block(message["role"], message["content"])
 
     def _suffix(self, messages: Sequence[dict]) -> list[int]:
+        if messages[-1]["role"] == "assistant":
+            return []  # the answer goes on in that message (Hugging Face's continue_final_message)
         return [self.im_start_id] + self.tokenizer.encode("assistant\n")
+
+    def build(self, messages: Sequence[dict], max_new_tokens: int, max_seq_len: int) -> ChatInput:
+        """As the rounds rule builds it, but a final assistant message is left open, as Baichuan2's rule leaves
+        it: no <|im_end|> after it and no new assistant turn, so the model continues that text."""
+        if isinstance(messages, (list, tuple)) and messages and isinstance(messages[-1], dict) \
+                and messages[-1].get("role") == "assistant":
+            messages = [*messages[:-1], _OpenMessage(messages[-1])]
+        return super().build(messages, max_new_tokens, max_seq_len)

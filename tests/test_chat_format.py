@@ -202,15 +202,20 @@ def test_invalid_lengths(tok, max_new_tokens, max_seq_len, match):
 
 # --- ChatML (SmolLM2) ---------------------------------------------------------------------------------
 
-def reference_chatml(tokenizer, messages):
+def reference_chatml(tokenizer, messages, continue_final=False):
     """Render SmolLM2's chat template to a string, then tokenize it as a Hugging Face tokenizer does:
-    markers are special tokens, the text between them is encoded chunk by chunk."""
+    markers are special tokens, the text between them is encoded chunk by chunk. continue_final renders as
+    apply_chat_template(continue_final_message=True) does: cut right after the last message's text (no
+    <|im_end|>, no generation prompt)."""
     rendered = ""
     for i, m in enumerate(messages):
         if i == 0 and m["role"] != "system":
             rendered += "<|im_start|>system\n" + SMOLLM2_DEFAULT_SYSTEM + "<|im_end|>\n"
         rendered += "<|im_start|>" + m["role"] + "\n" + m["content"] + "<|im_end|>" + "\n"
-    rendered += "<|im_start|>assistant\n"
+    if continue_final:
+        rendered = rendered[:rendered.rindex(messages[-1]["content"]) + len(messages[-1]["content"])]
+    else:
+        rendered += "<|im_start|>assistant\n"
     ids = []
     for chunk in re.split(r"(<\|im_start\|>|<\|im_end\|>)", rendered):
         if chunk == "<|im_start|>":
@@ -230,7 +235,8 @@ def reference_chatml(tokenizer, messages):
 ])
 def test_chatml_matches_template(tok, messages):
     result = ChatMLFormat(tok, IM_START, IM_END).build(messages, 10, 4096)
-    assert result.input_ids == reference_chatml(tok, messages)
+    # A final assistant message is left open (Continue), as Baichuan2's rule and continue_final_message do.
+    assert result.input_ids == reference_chatml(tok, messages, continue_final=messages[-1]["role"] == "assistant")
     assert result.dropped_rounds == 0 and result.budget["prompt_tokens"] == len(result.input_ids)
 
 
@@ -268,3 +274,14 @@ def test_chatml_over_long_message_is_cut_from_the_left(tok):
     result = ChatMLFormat(tok, IM_START, IM_END).build([u("lazy dog " * 200)], 10, 60)
     assert len(result.input_ids) == 50 and result.dropped_rounds == 0
     assert result.input_ids[-len(tok.encode("assistant\n")) - 1:] == [IM_START] + tok.encode("assistant\n")
+
+
+def test_chatml_leaves_a_final_assistant_message_open(tok):
+    """Continue: the prompt ends with the partial answer's own tokens, so the model goes on from there."""
+    partial = "The capital of France is"
+    result = ChatMLFormat(tok, IM_START, IM_END).build([u("What is the capital of France?"), a(partial)], 10, 400)
+    assert result.input_ids[-len(tok.encode("assistant\n" + partial)) - 1:] == \
+        [IM_START] + tok.encode("assistant\n" + partial)
+    assert result.input_ids.count(IM_END) == 2  # the system and user blocks only
+    earlier = ChatMLFormat(tok, IM_START, IM_END).build([u("q"), a("first"), u("again")], 10, 400)
+    assert earlier.input_ids.count(IM_END) == 4  # an earlier answer stays closed
