@@ -1,24 +1,42 @@
-"""Markdown to Qt rich-text HTML (markdown-it-py + pygments), with an incremental renderer for streams."""
+"""Markdown to Qt rich-text HTML (markdown-it-py + pygments, $…$ / $$…$$ math as images), with an incremental
+renderer for streams."""
 from __future__ import annotations
 
 import html
 import re
 
 from markdown_it import MarkdownIt
+from mdit_py_plugins.dollarmath import dollarmath_plugin
+from mdit_py_plugins.dollarmath.index import math_inline_dollar
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
 from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
+
+from .math_render import math_html
 
 _FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 
 # Colours of the code-block frame and inline code per theme; pygments style names per theme.
 _PALETTES = {
     False: {"code_bg": "#f6f8fa", "code_border": "#d8dee4", "code_head": "#6e7781",
-            "inline_bg": "#eff1f3", "link": "#0969da", "style": "default"},
+            "inline_bg": "#eff1f3", "link": "#0969da", "style": "default", "math": "#1f2328"},
     True: {"code_bg": "#161b22", "code_border": "#30363d", "code_head": "#8b949e",
-           "inline_bg": "#2d333b", "link": "#58a6ff", "style": "monokai"},
+           "inline_bg": "#2d333b", "link": "#58a6ff", "style": "monokai", "math": "#e6e7ea"},
 }
+
+
+def _no_code_in_math(rule):
+    """An inline math rule that leaves a would-be formula containing a backtick alone, so code spans keep their
+    dollars: "`$HOME` and `$PATH`" is two code spans, not a formula "HOME` and `"."""
+    def guarded(state, silent: bool) -> bool:
+        start = state.pos
+        found = rule(state, True)  # silent: finds the end without pushing tokens
+        end, state.pos = state.pos, start
+        if not found or "`" in state.src[start:end]:
+            return False
+        return rule(state, silent)
+    return guarded
 
 
 class MarkdownRenderer:
@@ -31,6 +49,11 @@ class MarkdownRenderer:
         self._formatter = HtmlFormatter(nowrap=True, noclasses=True, style=self._colors["style"])
         self._md = MarkdownIt("commonmark", {"html": False, "breaks": True, "linkify": False})
         self._md.enable(["table", "strikethrough"])
+        # Pandoc's rule: no space after the opening $ nor before the closing one, and no digit right after the
+        # closing one, so "$5 and $10" stays text; code spans and blocks are never math.
+        self._md.use(dollarmath_plugin, allow_space=False, allow_digits=False, double_inline=True,
+                     allow_blank_lines=False)
+        self._md.inline.ruler.at("math_inline", _no_code_in_math(math_inline_dollar(False, False, True)))
         renderer = self
 
         def fence(_self, tokens, idx, _options, env):
@@ -45,6 +68,15 @@ class MarkdownRenderer:
             text = html.escape(tokens[idx].content)
             return f'<code style="background-color:{bg};">&#8202;{text}&#8202;</code>'
 
+        def math(display: bool, block: bool):
+            def rule(_self, tokens, idx, _options, _env):
+                c = renderer._colors
+                return math_html(tokens[idx].content, c["math"], display, c["inline_bg"], block)
+            return rule
+
+        for name, display, block in (("math_inline", False, False), ("math_inline_double", True, False),
+                                     ("math_block", True, True), ("math_block_label", True, True)):
+            self._md.add_render_rule(name, math(display, block))
         self._md.add_render_rule("fence", fence)
         self._md.add_render_rule("code_block", code_block)
         self._md.add_render_rule("code_inline", code_inline)
