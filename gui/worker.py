@@ -209,6 +209,8 @@ class BudgetWorker(QObject):
             # The newest round alone, uncut (no length limit): what of it does not fit is cut from its start.
             uncut = len(engine.chat_format.build(newest, 1, 1 << 40).input_ids)
             result["cut_tokens"] = max(0, uncut - (engine.max_seq_len - chat.budget["max_new_tokens"]))
+            from .attachments import token_counts  # what each attached file of the new message costs
+            result["attachments"] = token_counts(engine.tokenizer, request["messages"][-1]["content"])
         except Exception as exc:  # noqa: BLE001 - shown under the bar, never a crash
             result["error"] = user_message(exc)
         self.encoded.emit(result)
