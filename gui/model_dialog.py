@@ -1,24 +1,40 @@
-"""Model choice and load feedback: the open-folder dialog, the load progress strip, the demo-model banner."""
+"""Model choice and load feedback: the open-folder dialog (with the model folders already on disk), the load
+progress strip, the demo-model banner."""
 from __future__ import annotations
+
+import threading
 
 from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox, QDialog, QDialogButtonBox, QFileDialog, QFormLayout, QFrame, QHBoxLayout, QLabel, QLineEdit,
-    QProgressBar, QPushButton, QSpinBox, QVBoxLayout, QWidget,
+    QProgressBar, QPushButton, QSpinBox, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget,
 )
 
 from .file_dirs import model_start_dir
+from .model_finder import LOAD_KINDS, FoundModel, find_models, format_size
 
 DEVICES = ("auto", "cpu", "cuda", "npu")
 DTYPES = ("auto", "float32", "bfloat16", "float16")
 
 
 class ModelDialog(QDialog):
-    """Choose a Baichuan2 folder, device, dtype and MAX_SEQ_LEN; `choice()` gives them after accept."""
+    """Choose a Baichuan2 folder (typed, browsed, or picked from the folders found on disk), device, dtype and
+    MAX_SEQ_LEN; `choice()` gives them after accept."""
 
-    def __init__(self, folder: str = "", device: str = "auto", dtype: str = "auto", parent=None):
+    _found = Signal(object)  # the scan's list of FoundModel, from its thread
+
+    def __init__(self, folder: str = "", device: str = "auto", dtype: str = "auto", parent=None,
+                 recent: list[str] | None = None):
         super().__init__(parent)
-        self.setMinimumWidth(520)
+        self.setMinimumWidth(720)
+        self.models: list[FoundModel] | None = None  # None while the scan runs
+        self.found = QTreeWidget(objectName="foundModels")
+        self.found.setRootIsDecorated(False)
+        self.found.setColumnCount(5)
+        self.found.setMinimumHeight(150)
+        self.found.itemClicked.connect(lambda item: self._pick(item, False))
+        self.found.itemDoubleClicked.connect(lambda item: self._pick(item, True))
+        self.found_label = QLabel(objectName="foundLabel")
         self.folder = QLineEdit(folder)
         self.browse = QPushButton()
         self.device = QComboBox()
@@ -39,6 +55,8 @@ class ModelDialog(QDialog):
         for label, field in zip(self._labels, (row, self.device, self.dtype, self.max_seq_len)):
             self.form.addRow(label, field)
         layout = QVBoxLayout(self)
+        layout.addWidget(self.found_label)
+        layout.addWidget(self.found)
         layout.addLayout(self.form)
         layout.addWidget(self.hint)
         layout.addWidget(self.buttons)
@@ -48,8 +66,63 @@ class ModelDialog(QDialog):
         self.folder.textChanged.connect(self._validate)
         self.retranslate_ui()
         self._validate()
+        self._found.connect(self._show_found)
+        recent = list(recent or [])
+        threading.Thread(target=self._scan, args=(recent,), daemon=True, name="model-finder").start()
+
+    def _scan(self, recent: list[str]) -> None:
+        """In its own thread: sizes and configs are read off the GUI thread."""
+        models = find_models(recent)
+        try:
+            self._found.emit(models)
+        except RuntimeError:  # the dialog was closed (and deleted) meanwhile
+            pass
+
+    def _show_found(self, models: list[FoundModel]) -> None:
+        self.models = models
+        self.found.clear()
+        for model in models:
+            if model.problem:
+                fits = model.problem
+            else:
+                fits = " · ".join(self._fit_text(label, *model.fits[label]) for label, _, _ in LOAD_KINDS)
+            source = self.tr("recent") if model.source == "recent" else self.tr("Hugging Face cache")
+            item = QTreeWidgetItem([model.name, model.variant, format_size(model.size) if model.size else "",
+                                    fits, source])
+            item.setToolTip(0, model.path)
+            item.setData(0, Qt.ItemDataRole.UserRole, model.path)
+            if model.problem:
+                item.setDisabled(True)
+            self.found.addTopLevelItem(item)
+        for column in range(self.found.columnCount()):
+            self.found.resizeColumnToContents(column)
+        self._show_found_label()
+
+    def _fit_text(self, label: str, need: int, fits: bool | None) -> str:
+        mark = "?" if fits is None else "✓" if fits else "✗"
+        return f"{label} {format_size(need)} {mark}"
+
+    def _show_found_label(self) -> None:
+        if self.models is None:
+            self.found_label.setText(self.tr("Looking for model folders on this computer…"))
+        elif self.models:
+            self.found_label.setText(self.tr("Model folders on this computer (✓ fits in the memory free now, "
+                                             "✗ does not; at the model's MAX_SEQ_LEN):"))
+        else:
+            self.found_label.setText(self.tr("No Baichuan folders were found among the recent folders or in the "
+                                             "Hugging Face cache."))
+
+    def _pick(self, item: QTreeWidgetItem, accept: bool) -> None:
+        if item.isDisabled():
+            return
+        self.folder.setText(item.data(0, Qt.ItemDataRole.UserRole))
+        if accept:
+            self.accept()
 
     def retranslate_ui(self) -> None:
+        self.found.setHeaderLabels([self.tr("Model"), self.tr("Variant"), self.tr("Size"),
+                                    self.tr("Memory needed (fits?)"), self.tr("Where")])
+        self._show_found_label()
         self.setWindowTitle(self.tr("Open model folder"))
         for label, text in zip(self._labels, (self.tr("Folder"), self.tr("Device"), self.tr("Dtype"),
                                               self.tr("MAX_SEQ_LEN"))):
