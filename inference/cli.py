@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from .ask import add_ask_parser, run_ask
-from .cli_options import sampling_options
+from .cli_options import sampling_options, tensor_parallel_option
 from .cli_output import encode_text, stream_json
 from .env import variables_help
 from .errors import InputError, UserError
@@ -46,6 +46,7 @@ def model_options(parser: argparse.ArgumentParser, default) -> None:
                         help="MAX_SEQ_LEN: prompt + answer budget (default: the model's model_max_length)")
     parser.add_argument("--quantize", choices=["none", "int8"], default=default or "none",
                         help="int8: weight-only int8 linear layers (about 2x faster CPU decode, half the memory)")
+    tensor_parallel_option(parser, default)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -85,7 +86,8 @@ def load_engine(args):
     from .engine import Engine
 
     return Engine.load(args.model, device=args.device, dtype=args.dtype, max_seq_len=args.max_seq_len,
-                       quantize=None if args.quantize == "none" else args.quantize)
+                       quantize=None if args.quantize == "none" else args.quantize,
+                       tensor_parallel=getattr(args, "tensor_parallel", 1))
 
 
 def parse_input_ids(text: str) -> list[int]:

@@ -1,4 +1,4 @@
-"""Command-line options shared by the subcommands that generate (`generate`, `ask`): length and sampling."""
+"""Command-line options shared by subcommands: length and sampling (`generate`, `ask`), tensor parallel (all that load)."""
 from __future__ import annotations
 
 import argparse
@@ -15,3 +15,10 @@ def sampling_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repetition-penalty", type=float, metavar="R",
                         help="penalty on tokens already seen (1: none)")
     parser.add_argument("--seed", type=int, metavar="S", help="random seed, for a repeatable sample")
+
+
+def tensor_parallel_option(parser: argparse.ArgumentParser, default) -> None:
+    """--tensor-parallel N: one model split over N devices (on the CPU: N processes over gloo)."""
+    parser.add_argument("--tensor-parallel", type=int, metavar="N", default=default or 1,
+                        help="split the model over N devices of the chosen kind (NPUs over HCCL, GPUs over NCCL, "
+                             "CPU processes over gloo; default 1)")

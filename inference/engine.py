@@ -12,7 +12,7 @@ import torch
 
 from .config import GenerationDefaults, ModelConfig
 from .detokenizer import IncrementalDetokenizer
-from . import cpu, npu
+from . import cpu, npu, parallel
 from .device import dtype_name, resolve_device, resolve_dtype, synchronizer
 from .errors import DeviceError, InputError, ModelOutputError
 from .events import ChatStarted, FinishEvent, TokenEvent
@@ -65,7 +65,8 @@ class Engine:
     def load(cls, model_dir: str | Path | None = None, device: str = "auto", dtype: str = "auto",
              max_seq_len: int | None = None, progress: Progress | None = None,
              cancel: threading.Event | None = None, quantize: str | None = None,
-             before_allocate: Callable[[MemoryPlan], None] | None = None, npu_ops=None) -> "Engine":
+             before_allocate: Callable[[MemoryPlan], None] | None = None, npu_ops=None,
+             tensor_parallel: int = 1) -> "Engine":
         """Load a Baichuan model folder, or the demo model when model_dir is None.
 
         quantize="int8" stores every linear layer (lm_head included) as weight-only int8 with one scale per
@@ -78,7 +79,16 @@ class Engine:
         given, runs just before that check (e.g. to release a previous model that would not fit beside
         this one). Setting `cancel` stops the load at its next step (each config file, the tokenizer, the
         header check, each ~32 MB of weights, each layer's kernel setup) with Cancelled.
+
+        tensor_parallel=N splits the model over N devices of the chosen kind (on the CPU: N processes over
+        gloo); this thread is rank 0 and inference.parallel starts and stops the other ranks.
         """
+        tp = parallel.loading()  # this load's tensor-parallel rank; parallel.SINGLE (no-op hooks) on one device
+        if tensor_parallel != 1 and not tp.active:
+            return parallel.load_leader(cls.load, model_dir, device=device, dtype=dtype, max_seq_len=max_seq_len,
+                                        progress=progress, cancel=cancel, quantize=quantize,
+                                        before_allocate=before_allocate, npu_ops=npu_ops,
+                                        tensor_parallel=tensor_parallel)
         from .loader import load_demo_parts, load_folder_parts
 
         started = time.perf_counter()
@@ -88,7 +98,7 @@ class Engine:
             if cancel is not None and cancel.is_set():
                 raise Cancelled("loading was cancelled")
 
-        torch_device = resolve_device(device) if npu_ops is None else npu_ops.device
+        torch_device = tp.place(resolve_device(device) if npu_ops is None else npu_ops.device)
         ops = npu.resolve_ops(torch_device, npu_ops)  # None off the NPU path
         if ops is not None:
             torch_dtype = npu.resolve_dtype(dtype)
@@ -103,7 +113,8 @@ class Engine:
         seq_len = _check_max_seq_len(max_seq_len, parts.config.model_max_length)
         check_cancel()
         report(0.08, "checking free memory")
-        plan = MemoryPlan.measure(parts.config, seq_len, torch_dtype, quantize, torch_device)
+        config = tp.shard(parts.config)  # a rank's shape: heads, intermediate size and vocabulary divided
+        plan = MemoryPlan.measure(config, seq_len, torch_dtype, quantize, torch_device, ranks=tp.host_ranks)
         if before_allocate is not None:
             before_allocate(plan)
             plan = plan.remeasured()
@@ -111,10 +122,11 @@ class Engine:
         check_cancel()
         report(0.1, "allocating the model")
         try:
-            model = CausalLM(parts.config, seq_len, torch_dtype, torch_device, cpu.weight_allocator(torch_device))
+            model = CausalLM(config, seq_len, torch_dtype, torch_device, cpu.weight_allocator(torch_device))
+            tp.adapt(model)
             cpu.prepare(model, quantize, torch_device)  # int8: quantized as the weights stream in, no bf16 copy
             check_cancel()
-            parts.fill(model, lambda f, msg: (check_cancel(), report(0.1 + 0.85 * f, msg)))
+            parts.fill(model, lambda f, msg: (check_cancel(), report(0.1 + 0.85 * f, msg)), shard=tp.plan)
             check_cancel()
             model.finish_loading()
         except Exception as exc:
@@ -124,11 +136,13 @@ class Engine:
             raise DeviceError(f"out of memory on {torch_device} while loading the model; "
                               "try a smaller --max-seq-len, another dtype or another device") from None
         model.eval()
+        tp.install(model)  # tensor parallel: all-reduce after o_proj and down_proj, vocabulary-split embedding and head
         report(0.96, "quantizing to int8" if quantize else "preparing the fast kernels")
         if ops is not None:  # the fast path, from outside
             model, kernels = npu.accelerate(model, torch_dtype, torch_device, ops)
         else:
             model, kernels = cpu.accelerate(model, torch_dtype, torch_device, quantize, check_cancel)
+        model = tp.finish(model)  # rank 0 of N: the model that leads the other ranks through each step
         check_cancel()
         report(1.0, "ready")
         engine = cls(model=model, tokenizer=parts.tokenizer, chat_format=parts.chat_format, defaults=parts.defaults,
@@ -142,7 +156,15 @@ class Engine:
         return {"name": self.name, "is_demo": self.is_demo, "device": self.device, "dtype": self.dtype,
                 "max_seq_len": self.max_seq_len, "source": self.source, "vocab_size": self.config.vocab_size,
                 "load_seconds": round(self.load_seconds, 3), "defaults": self.defaults.__dict__.copy(),
-                "quantize": self.quantize, "kernels": dict(self.kernels)}
+                "quantize": self.quantize, "kernels": dict(self.kernels),
+                "tensor_parallel": getattr(getattr(self.model, "group", None), "world", 1)}
+
+    def close(self) -> None:
+        """Stop what the model holds outside this thread (tensor-parallel worker ranks); dropping the engine
+        does the same, later."""
+        close = getattr(self.model, "close", None)
+        if close is not None:
+            close()
 
     # ---- requests ------------------------------------------------------------------------------
     def default_sampling(self, **overrides) -> SamplingParams:

@@ -8,7 +8,7 @@ from typing import Callable
 import torch
 
 from .config import GenerationDefaults, ModelConfig, load_folder_config
-from .errors import ModelFolderError
+from .errors import InputError, ModelFolderError
 
 
 @dataclass
@@ -53,9 +53,9 @@ def load_folder_parts(model_dir, dtype: torch.dtype, report, check_cancel) -> Mo
     check_cancel()
     chat_format = Baichuan2ChatFormat(tokenizer, defaults.user_token_id, defaults.assistant_token_id)
 
-    def fill(model, progress):
+    def fill(model, progress, shard=None):  # shard: one tensor-parallel rank's slice (inference.parallel)
         load_weights_into(model.weights(), folder, config, progress=lambda f: progress(f, "loading weights"),
-                          checked=checked)
+                          checked=checked, shard=shard)
 
     return ModelParts(config, defaults, tokenizer, chat_format, folder.name, str(folder), fill)
 
@@ -71,7 +71,9 @@ def load_demo_parts(_model_dir, dtype: torch.dtype, report, check_cancel) -> Mod
     demo = load_gguf(path, dtype, check_cancel)
     check_cancel()
 
-    def fill(model, progress):
+    def fill(model, progress, shard=None):
+        if shard is not None:
+            raise InputError("tensor parallel needs a model folder; the demo model runs on one device")
         params = model.weights()
         missing = set(params) - set(demo.tensors)
         if missing:

@@ -54,25 +54,27 @@ class MemoryPlan:
     tables: int
     available: int | None
     per_position: int
+    ranks: int = 1  # tensor-parallel ranks sharing this memory (CPU processes): each needs the bytes above
 
     @classmethod
     def measure(cls, config: ModelConfig, seq_len: int, dtype: torch.dtype, quantize: str | None,
-                device: torch.device) -> "MemoryPlan":
+                device: torch.device, ranks: int = 1) -> "MemoryPlan":
+        """config: the model's, or one tensor-parallel rank's (inference.parallel: its 1/N shape)."""
         element = torch.empty((), dtype=dtype).element_size()
         kv = 2 * config.num_layers * config.num_kv_heads * config.head_dim * element  # per position
         # RoPE cos and sin in the model dtype, built from float32 positions x frequencies, angles, cos, sin
         table = config.head_dim * (2 * element + 16) if config.position_embedding == "rope" else 0
         return cls(device, seq_len, _weight_bytes(config, element, quantize), kv * seq_len, table * seq_len,
-                   available_bytes(device), kv + table)
+                   available_bytes(device), kv + table, ranks)
 
     def remeasured(self) -> "MemoryPlan":
         """The same need against what is free now (after the caller released something)."""
         return MemoryPlan(self.device, self.seq_len, self.weights, self.kv_cache, self.tables,
-                          available_bytes(self.device), self.per_position)
+                          available_bytes(self.device), self.per_position, self.ranks)
 
     @property
     def need(self) -> int:
-        return self.weights + self.kv_cache + self.tables + HEADROOM
+        return (self.weights + self.kv_cache + self.tables + HEADROOM) * self.ranks
 
     @property
     def fits(self) -> bool:
@@ -82,10 +84,12 @@ class MemoryPlan:
         """A one-line DeviceError naming the numbers when the load would not fit."""
         if self.fits:
             return
-        room = (self.available - self.weights - HEADROOM) // max(self.per_position, 1)
+        room = (self.available // self.ranks - self.weights - HEADROOM) // max(self.per_position, 1)
         hint = (f"try a smaller MAX_SEQ_LEN (at most about {room} fits)" if room >= 64
                 else "try int8 quantization, a smaller dtype or another device")
         raise DeviceError(
-            f"the model needs about {self.need / GB:.1f} GB on {self.device} (weights {self.weights / GB:.1f} GB, "
+            f"the model needs about {self.need / GB:.1f} GB on {self.device}"
+            + (f" ({self.ranks} tensor-parallel ranks, each " if self.ranks > 1 else " (") +
+            f"weights {self.weights / GB:.1f} GB, "
             f"KV cache and position tables for MAX_SEQ_LEN {self.seq_len} {(self.kv_cache + self.tables) / GB:.1f} GB) "
             f"but only {self.available / GB:.1f} GB is free; {hint}")

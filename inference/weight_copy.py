@@ -62,8 +62,8 @@ def release_pages(tensor: torch.Tensor) -> None:
     import mmap
 
     page = mmap.PAGESIZE
-    begin = tensor.data_ptr()
-    end = begin + tensor.numel() * tensor.element_size()
+    begin = tensor.data_ptr()  # a strided view (a column slice) spans from its first to its last element
+    end = begin + (1 + sum((n - 1) * st for n, st in zip(tensor.shape, tensor.stride()))) * tensor.element_size()
     first, last = -(-begin // page) * page, end // page * page
     if last > first:
         madvise(first, last - first, MADV_DONTNEED)  # a no-op where there is no madvise
@@ -76,3 +76,25 @@ def trim_heap() -> None:
     lib = libc()
     if lib is not None and hasattr(lib, "malloc_trim"):  # glibc only
         lib.malloc_trim(0)
+
+
+class RowWindow:
+    """Rows [offset, offset + n) of a load target that takes its rows itself (copy_rows), as a target of its own."""
+
+    def __init__(self, target, offset: int):
+        self.target, self.offset = target, offset
+
+    def copy_rows(self, start: int, rows: torch.Tensor) -> None:
+        self.target.copy_rows(self.offset + start, rows)
+
+
+def copy_pieces(target, pieces, release: Callable[[torch.Tensor], None] | None = None,
+                after_block: Callable[[int], None] | None = None) -> None:
+    """copy_into for a tensor-parallel rank's slice: each (first target row, source view) piece into its rows."""
+    for offset, piece in pieces:
+        rows = piece.shape[0] if piece.dim() else 0
+        if hasattr(target, "copy_rows"):
+            window = target if offset == 0 else RowWindow(target, offset)
+        else:
+            window = target if (offset, rows) == (0, target.shape[0]) else target[offset:offset + rows]
+        copy_into(window, piece, release=release, after_block=after_block)

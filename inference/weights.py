@@ -14,7 +14,7 @@ from typing import Callable, Iterator, Mapping
 import torch
 
 from .config import ModelConfig, read_json
-from .weight_copy import copy_into, release_pages, trim_heap
+from .weight_copy import copy_into, copy_pieces, release_pages, trim_heap
 from .errors import ModelFolderError
 from .safe_read import check_regular
 from .safetensors_header import safetensors_error, safetensors_shapes, safetensors_views
@@ -326,15 +326,17 @@ def check_weights(model_dir: Path, config: ModelConfig) -> CheckedWeights:
 
 def load_weights_into(module_state: dict[str, torch.Tensor], model_dir: Path, config: ModelConfig,
                       progress: Callable[[float], None] | None = None,
-                      checked: CheckedWeights | None = None) -> None:
+                      checked: CheckedWeights | None = None, shard=None) -> None:
     """Copy a folder's weights tensor by tensor into pre-allocated parameters (dtype converted by copy_).
 
     Names and shapes are checked against config.json before anything is copied (unless `checked` says
     check_weights did it); progress(fraction) is called after each tensor and after each ~32 MB block of
     a large one (it may raise to cancel). NormHead normalisation is the model's job, not done here.
+    shard (inference.parallel's ShardPlan), when given: the parameters are one tensor-parallel rank's, and only
+    its slice of each checkpoint tensor is read and copied.
     """
     model_dir = Path(model_dir)
-    expected = expected_shapes(config)
+    expected = expected_shapes(config if shard is None else shard.config)
     for name, shape in expected.items():  # a mismatch here is a bug in the decoder, not in the folder
         target = module_state.get(name)
         if target is None or tuple(target.shape) != shape:
@@ -351,10 +353,11 @@ def load_weights_into(module_state: dict[str, torch.Tensor], model_dir: Path, co
             if not tensor.is_floating_point():
                 raise ModelFolderError(f"{name} has dtype {str(tensor.dtype).removeprefix('torch.')}, "
                                        "not a floating-point type")
-            block = (lambda rows: progress((done + rows * tensor[0].numel()) / total)) if progress else None
-            copy_into(module_state[name], tensor, release=release_pages, after_block=block)
-            done += tensor.numel()
-            del tensor
+            pieces = [(0, tensor)] if shard is None else shard.pieces(name, tensor)
+            block = (lambda rows: progress((done + rows * pieces[0][1][0].numel()) / total)) if progress else None
+            copy_pieces(module_state[name], pieces, release=release_pages, after_block=block)
+            done += sum(piece.numel() for _, piece in pieces)
+            del tensor, pieces
             trim_heap()
             if progress is not None:
                 progress(done / total)
