@@ -3,6 +3,7 @@ sentence about a file that could not be attached; plus the check that refuses a 
 from __future__ import annotations
 
 from PySide6.QtCore import QEvent, Qt, QTimer
+from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
 
 from .attachments import split
@@ -28,6 +29,7 @@ class AttachmentBar(QWidget):
         self.attach_button.setAutoRaise(True)
         self.attach_button.clicked.connect(self.choose_files)
         self.chips: list[QToolButton] = []
+        self.shortcut: QShortcut | None = None
         self.chip_row = QHBoxLayout()
         self.chip_row.setContentsMargins(0, 0, 0, 0)
         self.chip_row.setSpacing(6)
@@ -46,7 +48,14 @@ class AttachmentBar(QWidget):
         self.retranslate_ui()
         self.refresh()
 
+    def install_shortcut(self, window) -> None:
+        """Ctrl+U in the window opens the file dialog."""
+        self.shortcut = QShortcut(QKeySequence("Ctrl+U"), window, self.choose_files)
+        self.retranslate_ui()
+
     def retranslate_ui(self) -> None:
+        if self.shortcut is not None:
+            self.shortcut.setWhatsThis(self.tr("Attach files to the message"))
         self.attach_button.setToolTip(self.tr("Attach text, Markdown, code or PDF files (Ctrl+U, or drop them on "
                                               "the input)"))
         for chip in self.chips:
