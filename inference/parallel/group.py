@@ -67,7 +67,8 @@ class Group:
         """Record why the group broke (the dead or silent rank, when known), then stop it."""
         if self.failure:
             return
-        cause = self.workers.describe_failure() if self.workers is not None else None
+        # a closed connection comes before the dead process is seen: give it a moment to be reaped
+        cause = self.workers.describe_failure(wait=2.0) if self.workers is not None else None
         if cause is None:
             text = " ".join(str(exc).split()) if exc is not None else "stopped"
             timed_out = "timed out" in text.lower() or "timeout" in text.lower()
