@@ -203,6 +203,15 @@ class Routes:
             except asyncio.TimeoutError:  # a client that stopped reading is dropped like one that left
                 raise ConnectionResetError("the client stopped reading") from None
 
+        try:
+            await self._send_events(send, job, answer)
+            await response.write_eof()
+        except ConnectionError:  # the client left (some close right after [DONE]): its job is cancelled on return
+            pass
+        return response
+
+    @staticmethod
+    async def _send_events(send, job: Job, answer: "_Answer") -> None:
         with_usage = answer.req.include_usage
         await send(p.chunk(answer.id, answer.model, {"role": "assistant", "content": ""}, None, with_usage))
         done = False
@@ -211,16 +220,13 @@ class Routes:
                 done = answer.take(await job.next(), job)
             except (ApiError, UserError) as exc:  # after the headers went out: an error event, no [DONE]
                 await send((exc if isinstance(exc, ApiError) else user_error(exc)).body())
-                await response.write_eof()
-                return response
+                return
             if answer.fresh:
                 await send(p.chunk(answer.id, answer.model, {"content": answer.fresh}, None, with_usage))
         await send(p.chunk(answer.id, answer.model, {}, answer.reason, with_usage))
         if with_usage:
             await send(p.usage_chunk(answer.id, answer.model, answer.usage()))
         await send("[DONE]")
-        await response.write_eof()
-        return response
 
 
 class _Answer:
