@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from .engine_client import WorkerError
 from .store import Message
+from .store_tree import ACTIVE
 
 PARTIAL_SAVE_S = 0.5  # a streaming answer is saved at least this often, so a kill -9 keeps it
 BUDGET_COUNT_TIMEOUT_S = 10.0
@@ -38,14 +39,14 @@ class AnswerFlow:
     confirm_box: QMessageBox | None = None
 
     async def _answer_flow(self, conversation_id: int, retract: Message | None = None, checked: bool = False,
-                           resume: Message | None = None) -> None:
+                           resume: Message | None = None, parent=ACTIVE) -> None:
         """Answer the conversation. `retract`: the user message just sent (back into the input box if the user
         declines a prompt that would be cut); `checked`: that was asked already; `resume`: an assistant
-        message to continue in place."""
+        message to continue in place; `parent`: the question a regenerated answer is a new version of."""
         history = self.prompt_history()
         if resume is None:
-            begun = await asyncio.to_thread(self.store.begin_assistant_message, conversation_id)
-            widget = self.view.add_message(begun.id, "assistant", "", "streaming")
+            begun = await asyncio.to_thread(self.store.begin_assistant_message, conversation_id, parent)
+            widget = self.view.add_message(begun.id, "assistant", "", "streaming", versions=self.versions_of(begun))
         else:
             begun = await asyncio.to_thread(self.store.resume_streaming, resume.id)
             self.messages = [m for m in self.messages if m.id != resume.id]
@@ -102,12 +103,15 @@ class AnswerFlow:
         self._budget_timer.start()
 
     def _take_back(self, begun: Message, retract: Message | None) -> None:
-        """The user declined sending a prompt that would be cut: nothing was sent, the text goes back."""
+        """The user declined sending a prompt that would be cut: nothing was sent (the new answer, and the new
+        question, go; an earlier version or branch is shown again), the text goes back."""
         self.answer = None
-        self.view.remove_from(begun.id)
-        self.saver.attempt(self.store.delete_messages_from, begun.conversation_id, begun.position)
+        gone = retract if isinstance(retract, Message) else begun
+        self.saver.attempt(self.store.delete_message_tree, gone.id)
+        self.messages = [m for m in self.messages if m.position < gone.position]
+        self.view.remove_from(gone.id)
+        self.reload()
         if isinstance(retract, Message):
-            self._truncate(retract)
             self._give_back(retract.content)
 
     async def _confirm_cut(self, history: list[dict], settings: dict) -> bool:

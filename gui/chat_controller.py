@@ -7,11 +7,13 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QTextCursor
 
 from .answer_flow import PARTIAL_SAVE_S, AnswerFlow  # noqa: F401 - PARTIAL_SAVE_S is part of this module's API
+from .attachment_bar import refuse_unfit
 from .drafts import Drafts
 from .engine_client import EngineClient
+from .preset_flow import PresetFlow
 from .save_retry import SaveKeeper
-from .settings_panel import default_settings
 from .store import STATE_LAST_CONVERSATION, Message, Store, StoreError
+from .versions import VersionFlow
 
 BUDGET_DEBOUNCE_MS = 250
 DRAFT_DEBOUNCE_MS = 1000
@@ -19,7 +21,7 @@ SETTINGS_DEBOUNCE_MS = 400
 TITLE_LENGTH = 48
 
 
-class ChatController(AnswerFlow, QObject):
+class ChatController(VersionFlow, PresetFlow, AnswerFlow, QObject):
     """Drives one window's conversation; the async flows run on the qasync loop."""
 
     conversations_changed = Signal()
@@ -60,11 +62,13 @@ class ChatController(AnswerFlow, QObject):
         for signal, slot in self._client_slots:
             signal.connect(slot)
         view.regenerate_requested.connect(self.regenerate)
+        view.version_requested.connect(self.switch_version)
         view.edit_requested.connect(self.edit)
         continue_requested = getattr(view, "continue_requested", None)  # the view offers Continue on cut answers
         if continue_requested is not None:
             continue_requested.connect(self.continue_answer)
         settings_panel.changed.connect(self._settings_changed)
+        self._connect_presets()
         input_box.textChanged.connect(self._budget_timer.start)
         input_box.textChanged.connect(self._draft_timer.start)
 
@@ -74,8 +78,17 @@ class ChatController(AnswerFlow, QObject):
         """A send or regenerate is in progress (waiting for the model, or generating)."""
         return self._busy
 
-    def conversation_rows(self) -> list[tuple[int, str]]:
-        return [(c.id, c.title) for c in self.store.list_conversations(self.search)]
+    def conversation_rows(self) -> list[tuple[int, str, dict]]:
+        """(id, title, {"updated", "pinned"[, "snippet", "message_id"]}) for the list: all conversations, or the
+        search's hits with a snippet of the matching message."""
+        conversations = self.store.list_conversations()
+        if not self.search.strip():
+            return [(c.id, c.title, {"updated": c.updated, "pinned": c.pinned}) for c in conversations]
+        by_id = {c.id: c for c in conversations}
+        return [(hit.conversation_id, by_id[hit.conversation_id].title,
+                 {"updated": by_id[hit.conversation_id].updated, "pinned": by_id[hit.conversation_id].pinned,
+                  "snippet": hit.snippet, "message_id": hit.message_id})
+                for hit in self.store.search(self.search) if hit.conversation_id in by_id]
 
     def restore(self) -> None:
         """Reopen where the user left off: the last conversation, else the most recent, else a new one."""
@@ -96,10 +109,7 @@ class ChatController(AnswerFlow, QObject):
         self.cancel_edit()
         self.save_draft()
         self.conversation_id = conversation.id
-        self.messages = list(conversation.messages)
-        self.view.set_messages([(m.id, m.role, m.content, m.status, m.metrics) for m in self.messages])
-        for message in self.messages:
-            self._show_author(message)
+        self.show_conversation(conversation)
         self.settings_panel.set_settings(conversation.settings)
         self._fresh_settings = False
         self.saver.attempt(self.store.set_state, STATE_LAST_CONVERSATION, conversation.id)
@@ -117,8 +127,7 @@ class ChatController(AnswerFlow, QObject):
         self.conversation_id = None
         self.messages = []
         self.view.clear()
-        self.settings_panel.set_settings({**default_settings(self._model_defaults()),
-                                          "system_prompt": keep["system_prompt"], "stream": keep["stream"]})
+        self.settings_panel.set_settings(self.new_settings(keep))
         self._fresh_settings = True
         self.saver.attempt(self.store.set_state, STATE_LAST_CONVERSATION, None)
         self._restore_draft()
@@ -131,13 +140,23 @@ class ChatController(AnswerFlow, QObject):
         self.conversations_changed.emit()
 
     def delete(self, conversation_id: int) -> None:
-        if self.answering and conversation_id == self.conversation_id:
+        self.delete_many([conversation_id])
+
+    def delete_many(self, conversation_ids) -> None:
+        """Delete conversations (one transaction); the one being answered is kept."""
+        ids = [i for i in conversation_ids if not (self.answering and i == self.conversation_id)]
+        if not ids:
             return
-        self.store.delete_conversation(conversation_id)
-        self.drafts.put(conversation_id, "")
-        if conversation_id == self.conversation_id:
+        self.store.delete_conversations(ids)
+        for conversation_id in ids:
+            self.drafts.put(conversation_id, "")
+        if self.conversation_id in ids:
             self.conversation_id = None
             self.restore()
+        self.conversations_changed.emit()
+
+    def set_pinned(self, conversation_id: int, pinned: bool) -> None:
+        self.store.set_pinned(conversation_id, pinned)
         self.conversations_changed.emit()
 
     def set_search(self, text: str) -> None:
@@ -148,7 +167,7 @@ class ChatController(AnswerFlow, QObject):
     def send(self) -> None:
         """Send the input box's text (Enter); while the model loads, the answer waits for it. If the text is not
         sent after all (the user declines a cut, or the history cannot store it) it comes back to the box."""
-        text = self.input.toPlainText().strip()
+        text = self.input.message_text()  # the typed text and the attached files
         if not text or self.answering:
             return
         editing = self.editing
@@ -168,14 +187,6 @@ class ChatController(AnswerFlow, QObject):
         elif self._task is not None:
             self._task.cancel()  # still waiting for the model: nothing to stop in the worker
 
-    def regenerate(self, message_id: int) -> None:
-        """Answer again from this assistant message (it and later messages are removed)."""
-        message = self._message(message_id)
-        if message is None or self.answering or message.role != "assistant":
-            return
-        self._truncate(message)
-        self._start(self._answer_flow(self.conversation_id))
-
     def edit(self, message_id: int) -> None:
         """Edit-and-resend: the message's text goes to the input box; sending replaces it and what follows."""
         message = self._message(message_id)
@@ -184,7 +195,7 @@ class ChatController(AnswerFlow, QObject):
         if self.editing is None:
             self._draft_before_edit = self.input.toPlainText()
         self.editing = message
-        self.input.setPlainText(message.content)
+        self.input.set_message(message.content)  # its attachments go back to the attachment row
         self._caret_to_end()
         self.input.setFocus()
         self.editing_changed.emit(True)
@@ -215,6 +226,9 @@ class ChatController(AnswerFlow, QObject):
     async def _send_flow(self, text: str, editing: Message | None) -> None:
         history = self.prompt_history() if editing is None else self._history_before(editing)
         ready = self.client.state == "ready"
+        if ready and await refuse_unfit(self, history + [{"role": "user", "content": text}]):
+            self._give_back(text, editing)  # attachments that do not fit: never cut, the budget bar says why
+            return
         if ready and not await self._confirm_cut(history + [{"role": "user", "content": text}],
                                                  self.settings_panel.settings()):
             self._give_back(text, editing)
@@ -229,15 +243,12 @@ class ChatController(AnswerFlow, QObject):
         self.drafts.put(self.conversation_id, "")
         self.drafts.put(None, "")
         self.messages.append(message)
-        self.view.add_message(message.id, "user", text)
+        self.view.add_message(message.id, "user", text, versions=self.versions_of(message))
         await self._answer_flow(self.conversation_id, retract=message, checked=ready)
 
     async def _store_question(self, text: str, editing: Message | None) -> Message:
-        """Commit the question (and what an edit replaces); StoreError leaves the shown conversation as it was."""
-        if editing is not None and editing.conversation_id == self.conversation_id:
-            self.store.delete_messages_from(editing.conversation_id, editing.position)
-            self.messages = [m for m in self.messages if m.position < editing.position]
-            self.view.remove_from(editing.id)
+        """Commit the question (an edit: a new branch beside the edited one, which stays); StoreError leaves
+        the shown conversation as it was."""
         if self.conversation_id is None:
             title = " ".join(text.split())[:TITLE_LENGTH] or "…"
             model = (self.client.info or {}).get("name", "")
@@ -245,7 +256,12 @@ class ChatController(AnswerFlow, QObject):
             self.conversation_id = created.id
             self.saver.attempt(self.store.set_state, STATE_LAST_CONVERSATION, created.id)
             self.conversations_changed.emit()
-        message = await asyncio.to_thread(self.store.add_message, self.conversation_id, "user", text)
+        branch = editing is not None and editing.conversation_id == self.conversation_id
+        message = await asyncio.to_thread(self.store.add_message, self.conversation_id, "user", text,
+                                          **({"parent_id": editing.parent_id} if branch else {}))
+        if branch:
+            self.messages = [m for m in self.messages if m.position < editing.position]
+            self.view.remove_from(editing.id)
         if self.saver.failing and not self.saver.pending:
             self.saver.retry()  # a write went through again: clear the notice
         return message
@@ -253,7 +269,7 @@ class ChatController(AnswerFlow, QObject):
     def _give_back(self, text: str, editing: Message | None = None) -> None:
         """A message that was not sent goes back into the input box (before anything typed since)."""
         typed = self.input.toPlainText()
-        self.input.setPlainText(text + ("\n\n" + typed if typed.strip() else ""))
+        self.input.set_message(text + ("\n\n" + typed if typed.strip() else ""))
         self._caret_to_end()
         if editing is not None and self.editing is None and editing in self.messages:
             self.editing = editing  # still editing that message: Enter tries again
@@ -266,11 +282,6 @@ class ChatController(AnswerFlow, QObject):
     def prompt_history(self) -> list[dict]:
         """The conversation as the chat rule gets it (messages without text are left out)."""
         return [{"role": m.role, "content": m.content} for m in self.messages if m.content.strip()]
-
-    def _truncate(self, message: Message) -> None:
-        self.store.delete_messages_from(message.conversation_id, message.position)
-        self.messages = [m for m in self.messages if m.position < message.position]
-        self.view.remove_from(message.id)
 
     def _message(self, message_id: int) -> Message | None:
         return next((m for m in self.messages if m.id == message_id), None)
@@ -338,12 +349,9 @@ class ChatController(AnswerFlow, QObject):
         self.settings_panel.set_model_info(info)
         self.view.author = info.get("name", "")
         if self.conversation_id is None or self._fresh_settings:
-            # A new conversation (or one sent while the model loaded, settings untouched) takes this model's
-            # defaults, before a send waiting for the model reads them.
-            current = self.settings_panel.settings()
-            self.settings_panel.set_settings({**default_settings(info.get("defaults")),
-                                              "system_prompt": current["system_prompt"],
-                                              "stream": current["stream"]})
+            # A new conversation (or one sent while the model loaded, settings untouched) takes its preset as
+            # resolved against this model's defaults, before a send waiting for the model reads them.
+            self.settings_panel.set_settings(self.new_settings(self.settings_panel.settings()))
             self._save_settings()
         self._budget_timer.start()
 
@@ -353,7 +361,7 @@ class ChatController(AnswerFlow, QObject):
         if self.editing is not None:
             history = [m for m in history if m.position < self.editing.position]
         messages = [{"role": m.role, "content": m.content} for m in history if m.content.strip()]
-        return messages + [{"role": "user", "content": self.input.toPlainText().strip()}]
+        return messages + [{"role": "user", "content": self.input.message_text()}]
 
     def request_budget(self) -> None:
         self.client.request_budget(self.budget_messages(), self.settings_panel.settings())
@@ -363,5 +371,6 @@ class ChatController(AnswerFlow, QObject):
             self.budget_bar.clear()
             return
         self.settings_panel.set_max_new_tokens_limit(result["max_new_tokens_limit"])
+        self.budget_bar.set_attachments(result.get("attachments", []))
         self.budget_bar.set_budget(result["prompt_tokens"], result["max_new_tokens"], result["max_seq_len"],
                                    result["dropped_rounds"], result.get("cut_tokens", 0))

@@ -15,7 +15,8 @@ FRAME_MS = 16  # at most ~60 renders per second, however fast tokens arrive
 COLUMN_MAX_WIDTH = 900
 INITIAL_WIDGETS = 40  # the newest messages rendered when a conversation opens
 PAGE_WIDGETS = 40  # older messages rendered each time the user reaches the top
-TOP_MARGIN_PX = 40  # "at the top" for loading older messages
+TOP_MARGIN_PX = 40
+REVEAL_LIMIT = 400  # a search hit further back than this many unrendered messages is not scrolled to  # "at the top" for loading older messages
 
 
 class ChatView(QScrollArea):
@@ -24,6 +25,7 @@ class ChatView(QScrollArea):
     regenerate_requested = Signal(int)
     edit_requested = Signal(int)
     continue_requested = Signal(int)  # the Continue button of an answer cut at max new tokens
+    version_requested = Signal(int, int)  # (message id, -1 / +1): show another version / branch of it
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -33,7 +35,7 @@ class ChatView(QScrollArea):
         self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         self.renderer = MarkdownRenderer()
         self.widgets: list[MessageWidget] = []  # the rendered messages: the newest len(widgets) of _messages
-        self._messages: list[tuple] = []  # every message shown: (id, role, text, status, metrics)
+        self._messages: list[tuple] = []  # every message shown: (id, role, text, status, metrics[, versions])
         self._first = 0  # index in _messages of the first rendered message (= how many are not rendered)
         self._anchor: tuple[MessageWidget, int] | None = None  # keeps a widget still while older ones arrive
         self._busy = False
@@ -93,7 +95,8 @@ class ChatView(QScrollArea):
         self._update_top()
 
     def set_messages(self, messages) -> None:
-        """Show a whole conversation: (id, role, text, status, metrics) tuples; the newest are rendered."""
+        """Show a whole conversation: (id, role, text, status, metrics[, (number, count) of its versions]) tuples;
+        the newest are rendered."""
         self.clear()
         self._messages = [tuple(message) for message in messages]
         self._first = max(0, len(self._messages) - INITIAL_WIDGETS)
@@ -103,9 +106,9 @@ class ChatView(QScrollArea):
         self.scroll_to_bottom()
 
     def add_message(self, message_id: int, role: str, text: str, status: str = "complete",
-                    metrics: dict | None = None) -> MessageWidget:
+                    metrics: dict | None = None, versions: tuple[int, int] | None = None) -> MessageWidget:
         """Append a new message at the bottom (and follow it)."""
-        self._messages.append((message_id, role, text, status, metrics))
+        self._messages.append((message_id, role, text, status, metrics, versions))
         widget = self._append(self._messages[-1])
         self._update_top()
         self._anchor = None
@@ -157,6 +160,33 @@ class ChatView(QScrollArea):
             self._first_page()
         self._update_top()
 
+    def replace_from(self, message_id: int, messages) -> None:
+        """Another version or branch was chosen at this message: show `messages` (tuples as set_messages takes)
+        from there on, keeping the switched message where it was on screen."""
+        old = self.widget_for(message_id)
+        offset = self._y(old) - self.verticalScrollBar().value() if old is not None else None
+        self.remove_from(message_id)
+        for message in messages:
+            self._messages.append(tuple(message))
+            self._append(self._messages[-1])
+        self._update_top()
+        if offset is not None and self.widgets and len(messages):
+            self._anchor, self._follow = (self.widget_for(messages[0][0]), offset), False
+            QTimer.singleShot(0, self._keep_anchor)
+
+    def reveal(self, message_id: int, terms=()) -> MessageWidget | None:
+        """Render older pages until this message has a widget, scroll it into view and mark the terms in it."""
+        index = next((i for i, message in enumerate(self._messages) if message[0] == message_id), None)
+        if index is None or self._first - index > REVEAL_LIMIT:
+            return None  # not shown, or so far back that rendering all after it would take long
+        while self.widget_for(message_id) is None and self._first:
+            self.load_earlier()
+        widget = self.widget_for(message_id)
+        widget.highlight(list(terms))
+        self._anchor, self._follow = None, False
+        QTimer.singleShot(0, lambda: self.ensureWidgetVisible(widget, 0, 40) if widget in self.widgets else None)
+        return widget
+
     def set_busy(self, busy: bool) -> None:
         self._busy = busy
         for widget in self.widgets:
@@ -180,8 +210,10 @@ class ChatView(QScrollArea):
         QTimer.singleShot(0, lambda: self.verticalScrollBar().setValue(self.verticalScrollBar().maximum()))
 
     # ---- internals ---------------------------------------------------------------------------
-    def _make_widget(self, message_id, role, text, status="complete", metrics=None) -> MessageWidget:
-        widget = MessageWidget(message_id, role, text, status, metrics or {}, self.renderer, self.author)
+    def _make_widget(self, message_id, role, text, status="complete", metrics=None, versions=None) -> MessageWidget:
+        widget = MessageWidget(message_id, role, text, status, metrics or {}, self.renderer, self.author,
+                               versions=versions)
+        widget.version_requested.connect(self.version_requested)
         widget.regenerate_requested.connect(self.regenerate_requested)
         widget.edit_requested.connect(self.edit_requested)
         widget.continue_requested.connect(self.continue_requested)

@@ -1,4 +1,9 @@
-"""Export conversations to Markdown and JSON (atomic writes) and import JSON exports back; no Qt."""
+"""Export conversations to Markdown and JSON (atomic writes) and import JSON exports back; no Qt.
+
+Markdown carries each conversation's active branch. JSON carries it as "messages" (what older versions of the
+app import) and, for a conversation with other answer versions or branches, every message as "tree" (local ids,
+parents first) with "active_id", the active branch's last message; import restores the whole tree.
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -14,6 +19,7 @@ from typing import Any, NoReturn
 from gui.store import (
     DEFAULT_TITLE, ROLES, STATUSES, Conversation, Message, Store, dumps_json, normalize_timestamp, now_iso,
 )
+from gui.store_tree import TreeOps
 from inference.errors import UserError
 
 FORMAT = "baichuan-chat-export"
@@ -86,30 +92,41 @@ def _create_temp(path: Path) -> tuple[int, str]:
             continue
 
 
-def _selected(store: Store, conversation_ids: Sequence[int] | None) -> list[Conversation]:
+def _selected(store: Store, conversation_ids: Sequence[int] | None, with_tree: bool = False) -> list[Conversation]:
     """The conversations to export with their messages: the given ids in order, or all, oldest first."""
     if conversation_ids is None:
         conversation_ids = [c.id for c in sorted(store.list_conversations(), key=lambda c: (c.created, c.id))]
     selected = []
     for conversation_id in conversation_ids:
-        conversation = store.get_conversation(conversation_id)
+        conversation = store.get_conversation(conversation_id, with_tree=with_tree)
         if conversation is None:
             raise ExportError(f"Conversation {conversation_id} does not exist.")
         selected.append(conversation)
     return selected
 
 
+def _message_fields(m: Message) -> dict[str, Any]:
+    return {"role": m.role, "content": m.content, "status": m.status, "metrics": m.metrics, "created": m.created}
+
+
+def _conversation_document(c: Conversation) -> dict[str, Any]:
+    document = {"title": c.title, "created": c.created, "updated": c.updated, "model_name": c.model_name,
+                "settings": c.settings, "messages": [_message_fields(m) for m in c.messages]}
+    if c.pinned:
+        document["pinned"] = True
+    if len(c.tree) > len(c.messages):  # other versions or branches: all of them, under local ids
+        ordered = TreeOps.parents_first(c.tree)
+        local = {m.id: number for number, m in enumerate(ordered, 1)}
+        document["tree"] = [{"id": local[m.id], "parent_id": local.get(m.parent_id), **_message_fields(m)}
+                            for m in ordered]
+        document["active_id"] = local.get(c.messages[-1].id) if c.messages else None
+    return document
+
+
 def to_document(conversations: Sequence[Conversation]) -> dict[str, Any]:
-    """The JSON export document of these conversations (no ids: import assigns new ones)."""
-    return {
-        "format": FORMAT, "version": FORMAT_VERSION, "exported": now_iso(),
-        "conversations": [{
-            "title": c.title, "created": c.created, "updated": c.updated, "model_name": c.model_name,
-            "settings": c.settings,
-            "messages": [{"role": m.role, "content": m.content, "status": m.status, "metrics": m.metrics,
-                          "created": m.created} for m in c.messages],
-        } for c in conversations],
-    }
+    """The JSON export document of these conversations (no store ids: import assigns new ones)."""
+    return {"format": FORMAT, "version": FORMAT_VERSION, "exported": now_iso(),
+            "conversations": [_conversation_document(c) for c in conversations]}
 
 
 def _scalar_text(value: Any) -> str:
@@ -146,7 +163,7 @@ def to_markdown(conversations: Sequence[Conversation]) -> str:
 
 def export_json(store: Store, path: str | os.PathLike[str], conversation_ids: Sequence[int] | None = None) -> int:
     """Write the given conversations (None: all) as a JSON export, atomically; returns how many."""
-    conversations = _selected(store, conversation_ids)
+    conversations = _selected(store, conversation_ids, with_tree=True)
     atomic_write_text(path, dumps_json(to_document(conversations), indent=2) + "\n")
     return len(conversations)
 
@@ -262,16 +279,53 @@ def _message_from(value: Any, where: str, title: str, number: int) -> Message:
                    _get(obj, "created", where, _check_timestamp, ""))
 
 
+def _check_id(value: Any, where: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        _fail(where, "must be a positive whole number")
+    return value
+
+
+def _tree_from(obj: dict[str, Any], where: str, title: str) -> tuple[tuple[Message, ...], int | None]:
+    """The "tree" of a conversation (every version and branch) and its active leaf; () when there is none."""
+    entries = _get(obj, "tree", where, _check_list, [])
+    tree: list[Message] = []
+    for i, entry in enumerate(entries):
+        place = f"{where}.tree[{i}]"
+        message = _message_from(entry, place, title, i + 1)
+        message_id = _get(entry, "id", place, _check_id)
+        parent_id = _get(entry, "parent_id", place, lambda v, w: None if v is None else _check_id(v, w), None)
+        tree.append(dataclasses.replace(message, id=message_id, parent_id=parent_id))
+    ids = [m.id for m in tree]
+    if len(set(ids)) != len(ids):
+        _fail(f"{where}.tree", "holds the same id twice")
+    if any(m.parent_id is not None and m.parent_id not in set(ids) for m in tree):
+        _fail(f"{where}.tree", "has a parent_id that is no message's id")
+    if len(TreeOps.parents_first(tree)) != len(tree):
+        _fail(f"{where}.tree", "has a loop of parent_ids")
+    active = _get(obj, "active_id", where, lambda v, w: None if v is None else _check_id(v, w), None)
+    if active is not None and active not in set(ids):
+        _fail(f"{where}.active_id", "is no message's id")
+    return tuple(tree), active
+
+
 def _conversation_from(value: Any, where: str) -> Conversation:
     obj = _check_object(value, where)
     title = _get(obj, "title", where, _check_text)
     messages = _get(obj, "messages", where, _check_list)
+    tree, active = _tree_from(obj, where, title)
     now = now_iso()
     return Conversation(
         0, title, _get(obj, "created", where, _check_timestamp, now),
         _get(obj, "updated", where, _check_timestamp, now), _get(obj, "settings", where, _check_json_object, {}),
         _get(obj, "model_name", where, _check_text, ""),
-        tuple(_message_from(m, f"{where}.messages[{i}]", title, i + 1) for i, m in enumerate(messages)))
+        tuple(_message_from(m, f"{where}.messages[{i}]", title, i + 1) for i, m in enumerate(messages)),
+        pinned=_get(obj, "pinned", where, _check_bool, False), active_id=active, tree=tree)
+
+
+def _check_bool(value: Any, where: str) -> bool:
+    if not isinstance(value, bool):
+        _fail(where, "must be true or false")
+    return value
 
 
 def _reject_constant(name: str) -> NoReturn:

@@ -16,6 +16,7 @@ from inference.compute_path import describe as describe_compute
 from inference.version import __version__
 
 from . import i18n, theme
+from .attachment_bar import AttachmentBar
 from .budget_bar import BudgetBar
 from .chat_controller import ChatController
 from .chat_view import ChatView
@@ -23,16 +24,19 @@ from .conversation_list import ConversationList
 from .engine_client import EngineClient, LoadCancelled, WorkerError
 from .export import ExportError, export_json, export_markdown, import_json
 from .file_dirs import start_dir
+from .find_bar import FindBar
 from .input_box import InputBox
 from .logging_setup import log_path, logger
 from .menus import Menus
 from .model_dialog import LoadStatus, ModelBanner, ModelDialog
+from .model_finder import add_recent
 from .settings_panel import SettingsPanel
 from .speed_plot import SpeedPanel
 from .store import STATE_LANGUAGE, STATE_LAST_MODEL_DIR, STATE_THEME, STATE_WINDOW_GEOMETRY, Store
 from .store_schema import StoreError
 
 STATE_DEVICE, STATE_DTYPE, STATE_BROWSE_DIR = "device", "dtype", "last_browse_dir"
+STATE_RECENT_MODELS = "recent_model_dirs"  # model folders loaded, newest first (the model dialog lists them)
 STATE_FILE_DIR = "last_file_dir"  # the folder of the last export or import (STATE_BROWSE_DIR is the model's)
 
 
@@ -76,6 +80,8 @@ class MainWindow(QMainWindow):
         box = QFrame(objectName="composerBox")
         box_row = QHBoxLayout(box)
         box_row.setContentsMargins(10, 6, 8, 6)
+        self.attachment_bar = AttachmentBar(self.input)  # files attached to the message (paperclip, drop, Ctrl+U)
+        box_row.addWidget(self.attachment_bar.attach_button, 0, Qt.AlignmentFlag.AlignBottom)
         box_row.addWidget(self.input, 1)
         box_row.addWidget(self.send_button, 0, Qt.AlignmentFlag.AlignBottom)
         composer = QFrame(objectName="composer")
@@ -83,6 +89,7 @@ class MainWindow(QMainWindow):
         composer_layout.setContentsMargins(24, 6, 24, 10)
         composer_layout.setSpacing(6)
         composer_layout.addWidget(self.edit_hint)
+        composer_layout.addWidget(self.attachment_bar)
         composer_layout.addWidget(box)
         composer_layout.addWidget(self.budget)
         center = QWidget(objectName="chatCanvas")
@@ -93,6 +100,8 @@ class MainWindow(QMainWindow):
         banner_row.setContentsMargins(24, 12, 24, 0)
         banner_row.addWidget(self.banner)
         center_layout.addLayout(banner_row)
+        self.find_bar = FindBar(self.chat)  # Ctrl+F in the conversation
+        center_layout.addWidget(self.find_bar)
         center_layout.addWidget(self.chat, 1)
         center_layout.addWidget(composer)
         self.settings_panel = SettingsPanel()
@@ -129,6 +138,8 @@ class MainWindow(QMainWindow):
         self.input.send_requested.connect(c.send)
         self.input.stop_requested.connect(c.stop)
         QShortcut(QKeySequence(Qt.Key.Key_Escape), self, c.stop)
+        self.attachment_bar.install_shortcut(self)  # Ctrl+U
+        self.find_bar.install_shortcut(self)  # Ctrl+F
         self.send_button.clicked.connect(lambda: c.stop() if c.answering else c.send())
         c.answering_changed.connect(self._answering_changed)
         c.editing_changed.connect(self.edit_hint.setVisible)
@@ -138,6 +149,9 @@ class MainWindow(QMainWindow):
         self.sidebar.new_requested.connect(c.new_conversation)
         self.sidebar.rename_requested.connect(c.rename)
         self.sidebar.delete_requested.connect(c.delete)
+        self.sidebar.delete_many_requested.connect(c.delete_many)
+        self.sidebar.pin_requested.connect(c.set_pinned)
+        self.sidebar.hit_selected.connect(c.open_hit)
         self.sidebar.search_changed.connect(c.set_search)
         a["new"].triggered.connect(c.new_conversation)
         a["quit"].triggered.connect(self.close)
@@ -265,13 +279,16 @@ class MainWindow(QMainWindow):
                     info.get("source"), info.get("device"), info.get("dtype"), info.get("max_seq_len"),
                     info.get("load_seconds"), describe_compute(info))
         self.store.set_state(STATE_LAST_MODEL_DIR, model_dir)
+        if model_dir:  # the model dialog lists recently opened folders
+            self.store.set_state(STATE_RECENT_MODELS, add_recent(self.store.get_state(STATE_RECENT_MODELS), model_dir))
         self.store.set_state(STATE_DEVICE, device)
         self.store.set_state(STATE_DTYPE, dtype)
         return info
 
     def open_model_dialog(self) -> None:
         dialog = ModelDialog(self.store.get_state(STATE_BROWSE_DIR) or "", self.store.get_state(STATE_DEVICE) or "auto",
-                             self.store.get_state(STATE_DTYPE) or "auto", self)
+                             self.store.get_state(STATE_DTYPE) or "auto", self,
+                             recent=self.store.get_state(STATE_RECENT_MODELS))
         if dialog.exec() == ModelDialog.DialogCode.Accepted:
             choice = dialog.choice()
             self.store.set_state(STATE_BROWSE_DIR, choice["model_dir"])

@@ -5,6 +5,7 @@ from PySide6.QtCore import QCoreApplication
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 
 from .i18n import LANGUAGES
+from .shortcuts_dialog import show_shortcuts
 from .theme import THEMES
 
 translate = QCoreApplication.translate  # lupdate extracts translate("Menus", ...) calls
@@ -47,6 +48,8 @@ class Menus:
             self.theme_group.addAction(action)
         self.view.addSeparator()
         add(self.view, "toggle_settings", QKeySequence("Ctrl+,"), checkable=True).setChecked(True)
+        add(self.help, "shortcuts", QKeySequence("F1"))
+        self.actions["shortcuts"].triggered.connect(lambda: show_shortcuts(window))
         add(self.help, "about")
         self.retranslate()
 
@@ -89,6 +92,7 @@ class Menus:
             "theme:light": translate("Menus", "Light"),
             "theme:dark": translate("Menus", "Dark"),
             "toggle_settings": translate("Menus", "Settings panel"),
+            "shortcuts": translate("Menus", "Keyboard shortcuts"),
             "about": translate("Menus", "About Baichuan Chat"),
         }
         for code, name in LANGUAGES.items():

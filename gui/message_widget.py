@@ -2,13 +2,15 @@
 from __future__ import annotations
 
 import html
+import re
 
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
-from PySide6.QtGui import QCursor, QDesktopServices, QFontMetrics, QGuiApplication
+from PySide6.QtGui import QColor, QCursor, QDesktopServices, QFontMetrics, QGuiApplication, QTextCharFormat
 from PySide6.QtWidgets import (
-    QFrame, QHBoxLayout, QLabel, QSizePolicy, QTextBrowser, QToolButton, QToolTip, QVBoxLayout, QWidget,
+    QFrame, QHBoxLayout, QLabel, QSizePolicy, QTextBrowser, QTextEdit, QToolButton, QToolTip, QVBoxLayout, QWidget,
 )
 
+from .attachments import bubble_text
 from .markdown_render import IncrementalRenderer, MarkdownRenderer
 from .speed_plot import format_metrics
 from .text_viewer import TextViewer
@@ -52,11 +54,13 @@ class MessageWidget(QWidget):
     regenerate_requested = Signal(int)
     edit_requested = Signal(int)
     continue_requested = Signal(int)  # an answer cut at max new tokens: go on from where it stopped
+    version_requested = Signal(int, int)  # (this message's id, -1 / +1): show the previous / next version
 
     def __init__(self, message_id: int, role: str, text: str, status: str, metrics: dict,
-                 renderer: MarkdownRenderer, author: str = "", parent=None):
+                 renderer: MarkdownRenderer, author: str = "", parent=None, versions: tuple[int, int] | None = None):
         super().__init__(parent)
         self.message_id, self.role, self.text, self.status = message_id, role, text, status
+        self.versions = versions or (1, 1)  # (this one's number, how many versions / branches there are)
         self.metrics = dict(metrics or {})
         self.author = (metrics or {}).get("model") or author  # the model that wrote it, stored with it
         self.placeholder = ""
@@ -72,6 +76,8 @@ class MessageWidget(QWidget):
         self.edit_button = self._action("edit") if role == "user" else None
         self.regenerate_button = self._action("regenerate") if role == "assistant" else None
         self.continue_button = self._action("continue") if role == "assistant" else None
+        self.switcher = VersionSwitcher(role, self)
+        self.switcher.step.connect(lambda delta: self.version_requested.emit(self.message_id, delta))
         self.status_label = QLabel(objectName="statusBadge")
         self.metrics_label = QLabel(objectName="metricsLabel")
         self.cap_note = QLabel(objectName="capNote", wordWrap=True)
@@ -98,6 +104,7 @@ class MessageWidget(QWidget):
             row.addWidget(self.bubble)
             outer.addLayout(row)
             footer.addStretch(1)
+            footer.addWidget(self.switcher)
             footer.addWidget(self.status_label)
             footer.addWidget(self.edit_button)
             footer.addWidget(self.copy_button)
@@ -113,6 +120,7 @@ class MessageWidget(QWidget):
             inner.addWidget(self.author_label)
             inner.addWidget(self.body)
             outer.addWidget(self.bubble)
+            footer.addWidget(self.switcher)
             footer.addWidget(self.status_label)
             footer.addWidget(self.metrics_label)
             footer.addStretch(1)
@@ -122,6 +130,7 @@ class MessageWidget(QWidget):
         outer.addLayout(cap_row)
         outer.addLayout(footer)
         self.retranslate_ui()
+        self.switcher.show_versions(*self.versions)
         self.placeholder = self._error_text()
         self.render(final=status != "streaming")
 
@@ -187,10 +196,20 @@ class MessageWidget(QWidget):
         self._show_footer()
 
     def set_busy(self, busy: bool) -> None:
-        """While an answer streams, editing, regenerating and continuing are off."""
+        """While an answer streams, editing, regenerating, continuing and switching versions are off."""
         for button in (self.edit_button, self.regenerate_button, self.continue_button):
             if button:
                 button.setEnabled(not busy)
+        self.switcher.setEnabled(not busy)
+
+    def set_versions(self, number: int, count: int) -> None:
+        """Which version (answer) or branch (question) this is, of how many; the switcher shows when > 1."""
+        self.versions = (number, count)
+        self.switcher.show_versions(number, count)
+
+    def highlight(self, terms) -> int:
+        """Mark every occurrence of the search terms in the shown text (a search hit opened); how many."""
+        return self.switcher.highlight(self.body, terms)
 
     def set_last(self, last: bool) -> None:
         """Whether this is the conversation's last message (a cut answer offers Continue only there)."""
@@ -211,7 +230,8 @@ class MessageWidget(QWidget):
         shown = self.text[:RENDER_CAP]
         self._show_cap_note()
         if self.role == "user":
-            self.body.setText(shown)
+            self.body.setTextFormat(Qt.TextFormat.PlainText)  # a search highlight made it rich text
+            self.body.setText(bubble_text(shown))  # an attached file shows as its name; Copy gives all of it
             return
         if not shown and self.placeholder:
             self._shown = None
@@ -230,7 +250,7 @@ class MessageWidget(QWidget):
             return
         limit = max(160, int(available * 0.78))
         metrics = QFontMetrics(self.body.font())
-        lines = self.text[:RENDER_CAP].splitlines() or [""]
+        lines = bubble_text(self.text[:RENDER_CAP]).splitlines() or [""]
         natural = max((metrics.horizontalAdvance(line[:2000]) for line in lines), default=0)
         self.body.setFixedWidth(min(natural + 4, limit - BUBBLE_PADDING))
 
@@ -288,3 +308,72 @@ class MessageWidget(QWidget):
                 shown=f"{RENDER_CAP:,}", total=f"{len(self.text):,}"))
         self.cap_note.setVisible(capped)
         self.show_all_button.setVisible(capped)
+
+
+class VersionSwitcher(QWidget):
+    """‹ 2/3 › under an answer (its versions) or "branch ‹ 1/2 ›" under an edited question (its branches)."""
+
+    step = Signal(int)
+
+    def __init__(self, role: str, parent=None):
+        super().__init__(parent)
+        self.setObjectName("versionSwitcher")
+        self.role = role
+        self.kind = QLabel(objectName="versionKind")
+        self.previous = QToolButton(objectName="versionButton", text="\u2039", autoRaise=True)
+        self.label = QLabel(objectName="versionLabel")
+        self.next = QToolButton(objectName="versionButton", text="\u203a", autoRaise=True)
+        row = QHBoxLayout(self)
+        row.setContentsMargins(0, 0, 0, 0)
+        row.setSpacing(2)
+        for widget in (self.kind, self.previous, self.label, self.next):
+            row.addWidget(widget)
+        self.previous.clicked.connect(lambda: self.step.emit(-1))
+        self.next.clicked.connect(lambda: self.step.emit(1))
+        self.kind.setVisible(role == "user")
+        self.retranslate_ui()
+        self.show_versions(1, 1)
+
+    def retranslate_ui(self) -> None:
+        self.kind.setText(self.tr("branch"))
+        self.previous.setToolTip(self.tr("Previous branch") if self.role == "user" else self.tr("Previous version"))
+        self.next.setToolTip(self.tr("Next branch") if self.role == "user" else self.tr("Next version"))
+
+    def changeEvent(self, event) -> None:
+        if event.type() == QEvent.Type.LanguageChange:
+            self.retranslate_ui()
+        super().changeEvent(event)
+
+    def show_versions(self, number: int, count: int) -> None:
+        self.label.setText(f"{number}/{count}")
+        self.previous.setEnabled(number > 1)
+        self.next.setEnabled(number < count)
+        self.setVisible(count > 1)
+
+    @staticmethod
+    def highlight(body, terms) -> int:
+        """Give every occurrence of the terms a marker background in a message's text; how many."""
+        terms = [t for t in terms if t]
+        if isinstance(body, QTextBrowser):
+            selections = []
+            mark = QTextCharFormat()
+            mark.setBackground(QColor("#ffd54f"))
+            mark.setForeground(QColor("#000000"))
+            for term in terms:
+                cursor = body.document().find(term)
+                while not cursor.isNull():
+                    selection = QTextEdit.ExtraSelection()
+                    selection.cursor, selection.format = cursor, mark
+                    selections.append(selection)
+                    cursor = body.document().find(term, cursor)
+            body.setExtraSelections(selections)
+            return len(selections)
+        text = body.text()
+        pattern = re.compile("|".join(re.escape(t) for t in terms), re.IGNORECASE) if terms else None
+        if pattern is None or not pattern.search(text):
+            return 0
+        marked = pattern.sub(lambda m: "\x00" + m.group(0) + "\x01", text)
+        escaped = html.escape(marked).replace("\x00", '<span style="background:#ffd54f;color:#000;">')
+        body.setTextFormat(Qt.TextFormat.RichText)
+        body.setText(escaped.replace("\x01", "</span>").replace("\n", "<br>"))
+        return len(pattern.findall(text))

@@ -6,21 +6,11 @@ from PySide6.QtWidgets import (
     QCheckBox, QFormLayout, QFrame, QLabel, QPlainTextEdit, QPushButton, QSpinBox, QVBoxLayout, QWidget,
 )
 
+from .preset_picker import PresetPicker
+from .presets import FALLBACK_DEFAULTS, PRESET_KEY, default_settings  # noqa: F401 - part of this module's API
 from .slider_field import SliderField
 
 SAMPLING_KEYS = ("do_sample", "temperature", "top_k", "top_p", "repetition_penalty")
-FALLBACK_DEFAULTS = {
-    "do_sample": True, "temperature": 0.3, "top_k": 5, "top_p": 0.85, "repetition_penalty": 1.05,
-    "max_new_tokens": 2048,
-}
-
-
-def default_settings(model_defaults: dict | None) -> dict:
-    """Conversation settings built from a model's generation defaults (generation_config.json)."""
-    base = dict(FALLBACK_DEFAULTS)
-    base.update({k: v for k, v in (model_defaults or {}).items() if k in FALLBACK_DEFAULTS})
-    base.update({"seed": None, "system_prompt": "", "stream": True})
-    return base
 
 
 class SettingsPanel(QWidget):
@@ -37,6 +27,7 @@ class SettingsPanel(QWidget):
         self.title = QLabel(objectName="panelTitle")
         self.model_label = QLabel(objectName="modelInfo", wordWrap=True)
         self.seq_label = QLabel(objectName="seqLen")
+        self.presets = PresetPicker()
         self.system_prompt = QPlainTextEdit(objectName="systemPrompt")
         self.system_prompt.setFixedHeight(58)
         self.max_new = SliderField(1, 4096)
@@ -54,8 +45,9 @@ class SettingsPanel(QWidget):
         form.setContentsMargins(0, 0, 0, 0)
         form.setVerticalSpacing(8)
         form.setHorizontalSpacing(10)
-        self._labels = {key: QLabel() for key in ("system", "max_new", "temperature", "top_k", "top_p",
+        self._labels = {key: QLabel() for key in ("preset", "system", "max_new", "temperature", "top_k", "top_p",
                                                     "repetition", "seed")}
+        form.addRow(self._labels["preset"], self.presets)
         form.addRow(self._labels["system"])
         form.addRow(self.system_prompt)
         form.addRow(self._labels["max_new"])
@@ -91,7 +83,7 @@ class SettingsPanel(QWidget):
     def retranslate_ui(self) -> None:
         self.title.setText(self.tr("Settings"))
         texts = {
-            "system": self.tr("System prompt"),
+            "preset": self.tr("Preset"), "system": self.tr("System prompt"),
             "temperature": self.tr("Temperature"), "top_k": self.tr("Top-k"),
             "top_p": self.tr("Top-p"), "repetition": self.tr("Rep. penalty"), "seed": self.tr("Seed"),
         }
@@ -158,6 +150,7 @@ class SettingsPanel(QWidget):
             "repetition_penalty": self.repetition.value(),
             "seed": None if self.seed.value() < 0 else self.seed.value(),
             "stream": self.stream.isChecked(),
+            PRESET_KEY: self.presets.current(),
         }
 
     def set_settings(self, settings: dict) -> None:
@@ -177,6 +170,8 @@ class SettingsPanel(QWidget):
             self.repetition.set_value(float(values["repetition_penalty"]), quiet=True)
             self.seed.setValue(-1 if values["seed"] is None else int(values["seed"]))
             self.stream.setChecked(bool(values["stream"]))
+            preset = (settings or {}).get(PRESET_KEY)
+            self.presets.select(preset if isinstance(preset, str) else "")
         finally:
             self._loading = False
         self._sampling_enabled(self.do_sample.isChecked())

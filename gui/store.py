@@ -2,25 +2,24 @@
 from __future__ import annotations
 
 import json
-import math
 import os
-import re
 import sqlite3
 import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from gui.paths import new_recovered_history_path, recovered_history_paths
-from gui.store_schema import MIGRATIONS, SCHEMA_VERSION, StoreError, check_file, one_line
+from gui.presets import PresetTable
+from gui.store_schema import MIGRATIONS, SCHEMA_VERSION, StoreError, check_file, ensure_search_index, one_line
+from gui.store_search import SearchQueries
+from gui.store_tree import ACTIVE, TreeOps
+from gui.store_types import (  # noqa: F401 - re-exported: the history's records and value helpers
+    DEFAULT_TITLE, FINAL_STATUSES, ROLES, STATUSES, Conversation, Message, check_final, clean_text, dumps_json,
+    from_json, normalize_timestamp, now_iso, stored_timestamp, to_json,
+)
 
-ROLES = ("system", "user", "assistant")
-STATUSES = ("complete", "streaming", "stopped", "interrupted", "error")
-FINAL_STATUSES = ("complete", "stopped", "interrupted", "error")
-DEFAULT_TITLE = "New conversation"
 MEMORY = ":memory:"  # a path that keeps the history in memory only (nothing written to disk)
 
 # Keys of the app_state table that the GUI uses (values are any JSON value).
@@ -30,104 +29,11 @@ STATE_THEME = "theme"
 STATE_LANGUAGE = "language"
 STATE_WINDOW_GEOMETRY = "window_geometry"
 
-_SURROGATES = re.compile("[\ud800-\udfff]")
-_CONV_COLUMNS = "id, title, created, updated, settings, model_name"
-_MSG_COLUMNS = "id, conversation_id, position, role, content, status, metrics, created"
+_CONV_COLUMNS = "id, title, created, updated, settings, model_name, pinned, active_id"
+_MSG_COLUMNS = "id, conversation_id, position, role, content, status, metrics, created, parent_id"
 
 
-@dataclass(frozen=True)
-class Message:
-    """One stored message; `position` counts from 0 within its conversation."""
-
-    id: int
-    conversation_id: int
-    position: int
-    role: str
-    content: str
-    status: str
-    metrics: dict[str, Any]
-    created: str
-
-
-@dataclass(frozen=True)
-class Conversation:
-    """One conversation; `messages` is filled by get_conversation and empty in list results."""
-
-    id: int
-    title: str
-    created: str
-    updated: str
-    settings: dict[str, Any]
-    model_name: str
-    messages: tuple[Message, ...] = ()
-
-
-def now_iso() -> str:
-    """The current time as an ISO 8601 UTC string with microseconds (the store's timestamp format)."""
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
-
-
-def normalize_timestamp(value: str) -> str:
-    """An ISO 8601 date-time in the store's format (naive means UTC); ValueError if it is not one."""
-    try:
-        moment = datetime.fromisoformat(value)
-        if moment.tzinfo is None:
-            moment = moment.replace(tzinfo=timezone.utc)
-        return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise ValueError("is not an ISO 8601 date-time") from exc
-
-
-def dumps_json(value: Any, indent: int | None = None) -> str:
-    """Strict JSON text (non-finite floats become null), UTF-8 friendly, keys sorted."""
-    def finite(obj: Any) -> Any:
-        if isinstance(obj, float) and not math.isfinite(obj):
-            return None
-        if isinstance(obj, Mapping):
-            return {str(k): finite(v) for k, v in obj.items()}
-        if isinstance(obj, (list, tuple)):
-            return [finite(v) for v in obj]
-        return obj
-    return json.dumps(finite(value), ensure_ascii=False, allow_nan=False, sort_keys=True, indent=indent)
-
-
-def _clean(text: str) -> str:
-    """Text SQLite can store: lone surrogates (never valid UTF-8) become U+FFFD."""
-    if not isinstance(text, str):
-        raise StoreError(f"Expected text to store, got {type(text).__name__}.")
-    return _SURROGATES.sub("\ufffd", text)
-
-
-def _to_json(value: Any, what: str, mapping: bool = True) -> str:
-    if mapping and not isinstance(value, Mapping):
-        raise StoreError(f"The {what} must be a mapping, not {type(value).__name__}.")
-    try:
-        return _clean(dumps_json(value))
-    except (TypeError, ValueError, RecursionError) as exc:
-        raise StoreError(f"The {what} cannot be stored as JSON ({one_line(exc)}).") from exc
-
-
-def _timestamp(value: str) -> str:
-    try:
-        return normalize_timestamp(value)
-    except ValueError as exc:
-        raise StoreError(f"The timestamp {one_line(value, 40)!r} is not an ISO 8601 date-time.") from exc
-
-
-def _check_final(status: str) -> None:
-    if status not in FINAL_STATUSES:
-        raise StoreError(f"A finished message's status must be one of {', '.join(FINAL_STATUSES)}, "
-                         f"not {one_line(status, 40)!r}.")
-
-
-def _from_json(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return {}
-
-
-class Store:
+class Store(TreeOps, SearchQueries, PresetTable):
     """The chat history in one SQLite file (WAL); safe to share between threads (one lock)."""
 
     def __init__(self, path: str | os.PathLike[str], *, timeout: float = 5.0) -> None:
@@ -201,9 +107,10 @@ class Store:
             version = conn.execute("PRAGMA user_version").fetchone()[0]  # newer ones were refused by _check_file
             for step in range(version + 1, SCHEMA_VERSION + 1):
                 for statement in MIGRATIONS[step]:
-                    conn.execute(statement)
+                    statement(conn) if callable(statement) else conn.execute(statement)
             if version != SCHEMA_VERSION:
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self.full_text = ensure_search_index(conn)  # a SQLite that gained FTS5 since gets its index now
 
     def _recover_streaming(self) -> int:
         """Answers left 'streaming' by a crash or kill become 'interrupted'; returns how many."""
@@ -218,11 +125,12 @@ class Store:
 
     @staticmethod
     def _message(row: tuple[Any, ...]) -> Message:
-        return Message(*row[:6], _from_json(row[6]), row[7])
+        return Message(*row[:6], from_json(row[6]), row[7], row[8])
 
     @staticmethod
-    def _conversation(row: tuple[Any, ...], messages: tuple[Message, ...] = ()) -> Conversation:
-        return Conversation(row[0], row[1], row[2], row[3], _from_json(row[4]), row[5], messages)
+    def _conversation(row: tuple[Any, ...], messages: tuple[Message, ...] = (), **extra: Any) -> Conversation:
+        return Conversation(row[0], row[1], row[2], row[3], from_json(row[4]), row[5], messages,
+                            pinned=row[6] is not None, active_id=row[7], **extra)
 
     def _get_message(self, conn: sqlite3.Connection, message_id: int) -> Message:
         row = conn.execute(f"SELECT {_MSG_COLUMNS} FROM messages WHERE id = ?", (message_id,)).fetchone()
@@ -231,14 +139,27 @@ class Store:
         return self._message(row)
 
     def _insert_message(self, conn: sqlite3.Connection, conversation_id: int, role: str, content: str,
-                        status: str, metrics: Mapping[str, Any] | None, created: str | None = None) -> int:
-        position = conn.execute("SELECT COALESCE(MAX(position) + 1, 0) FROM messages WHERE conversation_id = ?",
-                                (conversation_id,)).fetchone()[0]
+                        status: str, metrics: Mapping[str, Any] | None, created: str | None = None,
+                        parent_id: Any = ACTIVE) -> int:
+        """Insert a message under `parent_id` (ACTIVE: the active leaf; None: a first message) and make it the
+        conversation's active leaf."""
+        if parent_id is ACTIVE:
+            row = conn.execute("SELECT active_id FROM conversations WHERE id = ?", (conversation_id,)).fetchone()
+            parent_id = row[0] if row else None
+        position = 0
+        if parent_id is not None:
+            parent = conn.execute("SELECT position FROM messages WHERE id = ? AND conversation_id = ?",
+                                  (parent_id, conversation_id)).fetchone()
+            if parent is None:
+                raise StoreError(f"Message {parent_id} is not in conversation {conversation_id}.")
+            position = parent[0] + 1
         cursor = conn.execute(
-            f"INSERT INTO messages ({_MSG_COLUMNS}) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?)",
-            (conversation_id, position, role, _clean(content), status, _to_json(metrics or {}, "message metrics"),
-             _timestamp(created) if created else now_iso()))
-        return int(cursor.lastrowid)
+            f"INSERT INTO messages ({_MSG_COLUMNS}) VALUES (NULL, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (conversation_id, position, role, clean_text(content), status, to_json(metrics or {}, "message metrics"),
+             stored_timestamp(created) if created else now_iso(), parent_id))
+        new_id = int(cursor.lastrowid)
+        conn.execute("UPDATE conversations SET active_id = ? WHERE id = ?", (new_id, conversation_id))
+        return new_id
 
     # ----- conversations --------------------------------------------------------------------------
     def create_conversation(self, title: str = DEFAULT_TITLE, *, settings: Mapping[str, Any] | None = None,
@@ -257,15 +178,15 @@ class Store:
 
     def rename_conversation(self, conversation_id: int, title: str) -> None:
         """Set a conversation's title (blank means DEFAULT_TITLE)."""
-        self._set_column(conversation_id, "title", _clean(str(title).strip() or DEFAULT_TITLE))
+        self._set_column(conversation_id, "title", clean_text(str(title).strip() or DEFAULT_TITLE))
 
     def update_settings(self, conversation_id: int, settings: Mapping[str, Any]) -> None:
         """Replace a conversation's settings (sampling values, system prompt, streaming flag...)."""
-        self._set_column(conversation_id, "settings", _to_json(settings, "conversation settings"))
+        self._set_column(conversation_id, "settings", to_json(settings, "conversation settings"))
 
     def set_model_name(self, conversation_id: int, model_name: str) -> None:
         """Record which model a conversation is talking to."""
-        self._set_column(conversation_id, "model_name", _clean(str(model_name)))
+        self._set_column(conversation_id, "model_name", clean_text(str(model_name)))
 
     def delete_conversation(self, conversation_id: int) -> bool:
         """Delete a conversation and its messages; False if there was none."""
@@ -273,19 +194,17 @@ class Store:
             return conn.execute("DELETE FROM conversations WHERE id = ?", (conversation_id,)).rowcount == 1
 
     def list_conversations(self, query: str = "") -> list[Conversation]:
-        """Conversations, most recently updated first, without messages; `query` searches titles and
-        message text (substring, case-insensitive for ASCII)."""
-        pattern = "%" + query.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        """Conversations, most recently updated first, without messages; `query` keeps those whose title or
+        message text holds every word of it (see search)."""
+        if query.strip():
+            wanted = {hit.conversation_id for hit in self.search(query)}
         with self._tx("") as conn:
-            rows = conn.execute(
-                f"SELECT {_CONV_COLUMNS} FROM conversations c WHERE ?1 = '' OR c.title LIKE ?2 ESCAPE '\\' "
-                "OR EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id AND m.content LIKE ?2 ESCAPE '\\') "
-                "ORDER BY c.updated DESC, c.id DESC", (_clean(query), _clean(pattern))).fetchall()
-        return [self._conversation(row) for row in rows]
+            rows = conn.execute(f"SELECT {_CONV_COLUMNS} FROM conversations c ORDER BY c.updated DESC, c.id DESC")
+            return [self._conversation(row) for row in rows if not query.strip() or row[0] in wanted]
 
     def titles_in_use(self, titles: Iterable[str]) -> set[tuple[str, str]]:
         """(title, created) of the conversations whose title is exactly one of `titles` (import's duplicates)."""
-        titles, found = [_clean(t) for t in set(titles)], set()
+        titles, found = [clean_text(t) for t in set(titles)], set()
         with self._tx("") as conn:
             for start in range(0, len(titles), 500):  # bound values: exact even for text holding NUL
                 chunk = titles[start:start + 500]
@@ -293,55 +212,76 @@ class Store:
                                           f"({', '.join('?' * len(chunk))})", chunk))
         return found
 
-    def get_conversation(self, conversation_id: int) -> Conversation | None:
-        """A conversation with its messages in order, or None if it does not exist."""
+    def get_conversation(self, conversation_id: int, with_tree: bool = False) -> Conversation | None:
+        """A conversation with the messages of its active path in order (and every message as `tree` when
+        asked), or None if it does not exist."""
         with self._tx("") as conn:
             row = conn.execute(f"SELECT {_CONV_COLUMNS} FROM conversations WHERE id = ?", (conversation_id,)).fetchone()
             if row is None:
                 return None
-            messages = conn.execute(f"SELECT {_MSG_COLUMNS} FROM messages WHERE conversation_id = ? "
-                                    "ORDER BY position", (conversation_id,)).fetchall()
-        return self._conversation(row, tuple(self._message(m) for m in messages))
+            tree = [self._message(m) for m in conn.execute(
+                f"SELECT {_MSG_COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY id", (conversation_id,))]
+        path, versions = self.active_path(tree, row[7])
+        return self._conversation(row, path, versions=versions, tree=tuple(tree) if with_tree else ())
 
     def import_conversations(self, conversations: Iterable[Conversation]) -> list[int]:
-        """Insert whole conversations in ONE transaction (all or nothing); their ids, conversation ids and
-        positions are ignored (new ones assigned in order); 'streaming' is stored as 'interrupted'."""
+        """Insert whole conversations in ONE transaction (all or nothing) under new ids. A conversation with a
+        `tree` gets all its messages (parent ids refer to the tree's own ids; `active_id` is its active leaf),
+        else `messages` are one path in order; 'streaming' is stored as 'interrupted'."""
         ids: list[int] = []
         with self._tx() as conn:
             for conv in conversations:
-                title = _clean(str(conv.title).strip() or DEFAULT_TITLE)
+                title = clean_text(str(conv.title).strip() or DEFAULT_TITLE)
                 cursor = conn.execute(
-                    f"INSERT INTO conversations ({_CONV_COLUMNS}) VALUES (NULL, ?, ?, ?, ?, ?)",
-                    (title, _timestamp(conv.created), _timestamp(conv.updated),
-                     _to_json(conv.settings, "conversation settings"), _clean(str(conv.model_name))))
+                    f"INSERT INTO conversations ({_CONV_COLUMNS}) VALUES (NULL, ?, ?, ?, ?, ?, ?, NULL)",
+                    (title, stored_timestamp(conv.created), stored_timestamp(conv.updated),
+                     to_json(conv.settings, "conversation settings"), clean_text(str(conv.model_name)),
+                     now_iso() if conv.pinned else None))
                 ids.append(int(cursor.lastrowid))
-                for msg in conv.messages:
-                    status = "interrupted" if msg.status == "streaming" else msg.status
-                    self._insert_message(conn, ids[-1], msg.role, msg.content, status, msg.metrics, msg.created)
+                self._import_messages(conn, ids[-1], conv)
         return ids
+
+    def _import_messages(self, conn: sqlite3.Connection, conversation_id: int, conv: Conversation) -> None:
+        def insert(msg: Message, parent: Any) -> int:
+            status = "interrupted" if msg.status == "streaming" else msg.status
+            return self._insert_message(conn, conversation_id, msg.role, msg.content, status, msg.metrics,
+                                        msg.created, parent)
+        if not conv.tree:
+            for msg in conv.messages:
+                insert(msg, ACTIVE)
+            return
+        new_ids: dict[int, int] = {}
+        for msg in self.parents_first(conv.tree):
+            new_ids[msg.id] = insert(msg, None if msg.parent_id is None else new_ids[msg.parent_id])
+        if conv.active_id in new_ids:
+            conn.execute("UPDATE conversations SET active_id = ? WHERE id = ?", (new_ids[conv.active_id],
+                                                                                 conversation_id))
 
     # ----- messages -------------------------------------------------------------------------------
     def add_message(self, conversation_id: int, role: str, content: str, *, status: str = "complete",
-                    metrics: Mapping[str, Any] | None = None) -> Message:
-        """Append a finished message to a conversation; committed durably before returning."""
-        _check_final(status)
+                    metrics: Mapping[str, Any] | None = None, parent_id: Any = ACTIVE) -> Message:
+        """Append a finished message after the active leaf (or under `parent_id`: None makes it a first
+        message, a sibling of the others: an edit's branch); it becomes the active leaf; committed durably."""
+        check_final(status)
         with self._tx() as conn:
             self._touch(conn, conversation_id)
-            return self._get_message(conn, self._insert_message(conn, conversation_id, role, content, status, metrics))
+            return self._get_message(conn, self._insert_message(conn, conversation_id, role, content, status, metrics,
+                                                                parent_id=parent_id))
 
-    def begin_assistant_message(self, conversation_id: int) -> Message:
-        """Append an empty assistant message with status 'streaming' (committed)."""
+    def begin_assistant_message(self, conversation_id: int, parent_id: Any = ACTIVE) -> Message:
+        """Append an empty assistant message with status 'streaming' after the active leaf (or under
+        `parent_id`: a regenerated answer is a new version beside the old ones); committed."""
         with self._tx() as conn:
             self._touch(conn, conversation_id)
             return self._get_message(conn, self._insert_message(conn, conversation_id, "assistant", "", "streaming",
-                                                                None))
+                                                                None, parent_id=parent_id))
 
     def update_streaming_content(self, message_id: int, text: str) -> bool:
         """Save the partial text of a 'streaming' answer (call at most every ~0.5 s); the commit survives a
         kill of the app. False if the message is no longer streaming."""
         with self._tx("NORMAL") as conn:
             return conn.execute("UPDATE messages SET content = ? WHERE id = ? AND status = 'streaming'",
-                                (_clean(text), message_id)).rowcount == 1
+                                (clean_text(text), message_id)).rowcount == 1
 
     def resume_streaming(self, message_id: int) -> Message:
         """Set a finished assistant message back to 'streaming' (Continue appends to it); committed."""
@@ -355,20 +295,13 @@ class Store:
     def finish_message(self, message_id: int, text: str, status: str = "complete",
                        metrics: Mapping[str, Any] | None = None) -> Message:
         """Set a message's final text, status (complete/stopped/interrupted/error) and metrics; durable."""
-        _check_final(status)
+        check_final(status)
         with self._tx() as conn:
             conversation_id = self._get_message(conn, message_id).conversation_id
             conn.execute("UPDATE messages SET content = ?, status = ?, metrics = ? WHERE id = ?",
-                         (_clean(text), status, _to_json(metrics or {}, "message metrics"), message_id))
+                         (clean_text(text), status, to_json(metrics or {}, "message metrics"), message_id))
             self._touch(conn, conversation_id)
             return self._get_message(conn, message_id)
-
-    def delete_messages_from(self, conversation_id: int, position: int) -> int:
-        """Delete the messages at `position` and after (regenerate, edit-and-resend); returns how many."""
-        with self._tx() as conn:
-            self._touch(conn, conversation_id)
-            return conn.execute("DELETE FROM messages WHERE conversation_id = ? AND position >= ?",
-                                (conversation_id, position)).rowcount
 
     # ----- app state and housekeeping -------------------------------------------------------------
     def get_state(self, key: str, default: Any = None) -> Any:
@@ -389,7 +322,7 @@ class Store:
                 conn.execute("DELETE FROM app_state WHERE key = ?", (key,))
                 return
             conn.execute("INSERT OR REPLACE INTO app_state (key, value) VALUES (?, ?)",
-                         (key, _to_json(value, f"app-state value {key!r}", mapping=False)))
+                         (key, to_json(value, f"app-state value {key!r}", mapping=False)))
 
     def counts(self) -> tuple[int, int]:
         """(number of conversations, number of messages)."""

@@ -2,14 +2,15 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 from inference.errors import UserError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _OUR_TABLES = {"conversations", "messages", "app_state"}
-MIGRATIONS: dict[int, tuple[str, ...]] = {
+MIGRATIONS: dict[int, tuple[str | Callable[[sqlite3.Connection], None], ...]] = {
     1: (
         """CREATE TABLE conversations (id INTEGER PRIMARY KEY AUTOINCREMENT, title TEXT NOT NULL,
             created TEXT NOT NULL, updated TEXT NOT NULL, settings TEXT NOT NULL DEFAULT '{}',
@@ -24,7 +25,84 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         "CREATE INDEX conversations_by_updated ON conversations(updated)",
         "CREATE TABLE app_state (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     ),
+    # 2: answer versions and branches (messages form a tree: parent_id, position = depth; the conversation keeps
+    # its active leaf), pins, presets, and the full-text index. Every message and conversation is kept.
+    2: (
+        "DROP INDEX messages_by_status",
+        "ALTER TABLE messages RENAME TO messages_v1",
+        """CREATE TABLE messages (id INTEGER PRIMARY KEY AUTOINCREMENT,
+            conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            parent_id INTEGER, position INTEGER NOT NULL,
+            role TEXT NOT NULL CHECK (role IN ('system', 'user', 'assistant')), content TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('complete', 'streaming', 'stopped', 'interrupted', 'error')),
+            metrics TEXT NOT NULL DEFAULT '{}', created TEXT NOT NULL)""",
+        """INSERT INTO messages (id, conversation_id, parent_id, position, role, content, status, metrics, created)
+            SELECT id, conversation_id, LAG(id) OVER w, ROW_NUMBER() OVER w - 1, role, content, status, metrics,
+                   created FROM messages_v1 WINDOW w AS (PARTITION BY conversation_id ORDER BY position)""",
+        "DROP TABLE messages_v1",
+        "CREATE INDEX messages_by_status ON messages(status)",
+        "CREATE INDEX messages_by_parent ON messages(conversation_id, parent_id)",
+        "ALTER TABLE conversations ADD COLUMN active_id INTEGER",
+        "ALTER TABLE conversations ADD COLUMN pinned TEXT",  # when it was pinned; NULL: not pinned
+        """UPDATE conversations SET active_id = (SELECT m.id FROM messages m WHERE m.conversation_id = conversations.id
+            ORDER BY m.position DESC LIMIT 1)""",
+        "CREATE TABLE presets (name TEXT PRIMARY KEY, settings TEXT NOT NULL, updated TEXT NOT NULL)",
+        lambda conn: ensure_search_index(conn),
+    ),
 }
+# The full-text index (FTS5, trigram: any substring of 3+ characters, Chinese included, case-insensitive) is
+# kept by triggers. A SQLite without FTS5 or trigram gets none; search then scans the text (LIKE).
+_SEARCH_INDEX = (
+    """CREATE VIRTUAL TABLE messages_fts USING fts5(content, content='messages', content_rowid='id',
+        tokenize='trigram')""",
+    """CREATE VIRTUAL TABLE titles_fts USING fts5(title, content='conversations', content_rowid='id',
+        tokenize='trigram')""",
+    """CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+        INSERT INTO messages_fts (rowid, content) VALUES (new.id, new.content); END""",
+    """CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, content) VALUES ('delete', old.id, old.content); END""",
+    """CREATE TRIGGER messages_fts_update AFTER UPDATE OF content ON messages BEGIN
+        INSERT INTO messages_fts (messages_fts, rowid, content) VALUES ('delete', old.id, old.content);
+        INSERT INTO messages_fts (rowid, content) VALUES (new.id, new.content); END""",
+    """CREATE TRIGGER titles_fts_insert AFTER INSERT ON conversations BEGIN
+        INSERT INTO titles_fts (rowid, title) VALUES (new.id, new.title); END""",
+    """CREATE TRIGGER titles_fts_delete AFTER DELETE ON conversations BEGIN
+        INSERT INTO titles_fts (titles_fts, rowid, title) VALUES ('delete', old.id, old.title); END""",
+    """CREATE TRIGGER titles_fts_update AFTER UPDATE OF title ON conversations BEGIN
+        INSERT INTO titles_fts (titles_fts, rowid, title) VALUES ('delete', old.id, old.title);
+        INSERT INTO titles_fts (rowid, title) VALUES (new.id, new.title); END""",
+    "INSERT INTO messages_fts (messages_fts) VALUES ('rebuild')",
+    "INSERT INTO titles_fts (titles_fts) VALUES ('rebuild')",
+)
+
+
+def trigram_supported() -> bool:
+    """Whether this Python's SQLite has FTS5 with the trigram tokenizer (SQLite >= 3.34 built with FTS5)."""
+    try:
+        probe = sqlite3.connect(":memory:")
+        try:
+            probe.execute("CREATE VIRTUAL TABLE probe USING fts5(x, tokenize='trigram')")
+            return True
+        finally:
+            probe.close()
+    except sqlite3.Error:
+        return False
+
+
+def has_search_index(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'messages_fts'").fetchone() is not None
+
+
+def ensure_search_index(conn: sqlite3.Connection) -> bool:
+    """Create and fill the full-text index if this SQLite can and it is not there yet (inside the caller's
+    transaction); whether there is one now."""
+    if has_search_index(conn):
+        return True
+    if not trigram_supported():
+        return False
+    for statement in _SEARCH_INDEX:
+        conn.execute(statement)
+    return True
 
 class StoreError(UserError):
     """The history database cannot be used (corrupt, newer schema, unwritable); one sentence."""
