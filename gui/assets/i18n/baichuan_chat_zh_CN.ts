@@ -653,4 +653,146 @@ Enter 发送 · Shift+Enter 换行 · Esc 停止回答</translation>
         <translation>{n} 个令牌</translation>
     </message>
 </context>
+<context>
+    <name>InputBox</name>
+    <message numerus="yes">
+        <location filename="../../gui/input_box.py"/>
+        <source>At most %n files can be attached to one message.</source>
+        <translation>
+            <numerusform>一条消息最多可附加 %n 个文件。</numerusform>
+        </translation>
+    </message>
+</context>
+<context>
+    <name>AttachmentBar</name>
+    <message>
+        <location filename="../../gui/attachment_bar.py"/>
+        <source>Attach text, Markdown, code or PDF files (Ctrl+U, or drop them on the input)</source>
+        <translation>附加文本、Markdown、代码或 PDF 文件（Ctrl+U，或拖放到输入框）</translation>
+    </message>
+    <message>
+        <location filename="../../gui/attachment_bar.py"/>
+        <source>Remove this attachment</source>
+        <translation>移除此附件</translation>
+    </message>
+    <message>
+        <location filename="../../gui/attachment_bar.py"/>
+        <source>Attach files</source>
+        <translation>附加文件</translation>
+    </message>
+    <message>
+        <location filename="../../gui/attachment_bar.py"/>
+        <source>Text, code and PDF files ({patterns});;All files (*)</source>
+        <translation>文本、代码和 PDF 文件 ({patterns});;所有文件 (*)</translation>
+    </message>
+    <message>
+        <location filename="../../gui/attachment_bar.py"/>
+        <source>Attach files to the message</source>
+        <translation>为消息附加文件</translation>
+    </message>
+</context>
+<context>
+    <name>BudgetBar</name>
+    <message>
+        <location filename="../../gui/budget_bar.py"/>
+        <source>{name} ({tokens} tokens) does not fit: with {new} max new tokens, the prompt can hold {room} of MAX_SEQ_LEN {m} tokens and this message needs {cut} more. Remove the file, shorten the message or lower Max new tokens; attachments are never cut.</source>
+        <translation>{name}（{tokens} 个令牌）放不下：最多新生成 {new} 个令牌时，提示最多可用 MAX_SEQ_LEN {m} 中的 {room} 个令牌，这条消息还差 {cut} 个。请移除该文件、缩短消息或调低“最多新令牌”；附件不会被截断。</translation>
+    </message>
+    <message>
+        <location filename="../../gui/budget_bar.py"/>
+        <source>{name} {tokens} tokens</source>
+        <translation>{name} {tokens} 个令牌</translation>
+    </message>
+    <message>
+        <location filename="../../gui/budget_bar.py"/>
+        <source>Attachments: {files}</source>
+        <translation>附件：{files}</translation>
+    </message>
+</context>
+<context>
+    <name>ModelDialog</name>
+    <message>
+        <location filename="../../gui/model_dialog.py"/>
+        <source>recent</source>
+        <translation>最近打开</translation>
+    </message>
+    <message>
+        <location filename="../../gui/model_dialog.py"/>
+        <source>Hugging Face cache</source>
+        <translation>Hugging Face 缓存</translation>
+    </message>
+    <message>
+        <location filename="../../gui/model_dialog.py"/>
+        <source>Looking for model folders on this computer…</source>
+        <translation>正在查找本机上的模型文件夹…</translation>
+    </message>
+    <message>
+        <location filename="../../gui/model_dialog.py"/>
+        <source>Model folders on this computer (✓ fits in the memory free now, ✗ does not; at the model's MAX_SEQ_LEN):</source>
+        <translation>本机上的模型文件夹（✓ 当前空闲内存放得下，✗ 放不下；按模型的 MAX_SEQ_LEN 计算）：</translation>
+    </message>
+    <message>
+        <location filename="../../gui/model_dialog.py"/>
+        <source>No Baichuan folders were found among the recent folders or in the Hugging Face cache.</source>
+        <translation>在最近打开的文件夹和 Hugging Face 缓存中没有找到百川模型文件夹。</translation>
+    </message>
+    <message>
+        <location filename="../../gui/model_dialog.py"/>
+        <source>Model</source>
+        <translation>模型</translation>
+    </message>
+    <message>
+        <location filename="../../gui/model_dialog.py"/>
+        <source>Variant</source>
+        <translation>型号</translation>
+    </message>
+    <message>
+        <location filename="../../gui/model_dialog.py"/>
+        <source>Size</source>
+        <translation>大小</translation>
+    </message>
+    <message>
+        <location filename="../../gui/model_dialog.py"/>
+        <source>Memory needed (fits?)</source>
+        <translation>所需内存（放得下？）</translation>
+    </message>
+    <message>
+        <location filename="../../gui/model_dialog.py"/>
+        <source>Where</source>
+        <translation>位置</translation>
+    </message>
+</context>
+<context>
+    <name>FindBar</name>
+    <message>
+        <location filename="../../gui/find_bar.py"/>
+        <source>Find in the conversation</source>
+        <translation>在对话中查找</translation>
+    </message>
+    <message>
+        <location filename="../../gui/find_bar.py"/>
+        <source>Previous match (Shift+Enter)</source>
+        <translation>上一个匹配（Shift+Enter）</translation>
+    </message>
+    <message>
+        <location filename="../../gui/find_bar.py"/>
+        <source>Next match (Enter)</source>
+        <translation>下一个匹配（Enter）</translation>
+    </message>
+    <message>
+        <location filename="../../gui/find_bar.py"/>
+        <source>Close (Esc)</source>
+        <translation>关闭（Esc）</translation>
+    </message>
+    <message>
+        <location filename="../../gui/find_bar.py"/>
+        <source>No matches</source>
+        <translation>无匹配</translation>
+    </message>
+    <message>
+        <location filename="../../gui/find_bar.py"/>
+        <source>{current} of {total}</source>
+        <translation>第 {current} 个，共 {total} 个</translation>
+    </message>
+</context>
 </TS>
