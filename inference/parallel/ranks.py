@@ -24,16 +24,18 @@ KINDS = {cls.__name__: cls for cls in (InputError, ModelFolderError, DeviceError
 
 
 def memory_stats() -> dict:
-    """This process's resident memory now and at its peak, in bytes (Linux)."""
-    import resource
-
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    """This process's resident memory now and at its peak, in bytes (Linux /proc: VmRSS and VmHWM; getrusage's
+    peak is no use here, since a process keeps its parent's peak from before exec)."""
+    values = {"rss": 0, "peak_rss": 0}
     try:
-        with open("/proc/self/statm") as f:
-            rss = int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+        with open("/proc/self/status") as f:
+            for line in f:
+                key = {"VmRSS:": "rss", "VmHWM:": "peak_rss"}.get(line.split(" ", 1)[0].split("\t", 1)[0])
+                if key:
+                    values[key] = int(line.split()[1]) * 1024
     except OSError:
-        rss = 0
-    return {"rss": rss, "peak_rss": peak}
+        pass
+    return values
 
 
 class Workers:
