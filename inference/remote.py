@@ -90,7 +90,7 @@ class RemoteEngine:
         if model is None and not ids:
             raise RemoteError(f"the server at {self.url} lists no models; give one with --remote-model")
         if model is not None and ids and model not in ids:
-            raise RemoteError(f"the server at {self.url} has no model '{model}' (404); it serves: {', '.join(ids)}")
+            raise RemoteError(f"the server at {self.url} has no model '{model}'; it serves: {', '.join(ids)}")
         self.name = model or ids[0]
         served = next((m for m in self.models if m["id"] == self.name), {})
         self.max_seq_len = served.get("max_model_len") if isinstance(served.get("max_model_len"), int) else None

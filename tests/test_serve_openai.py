@@ -96,9 +96,8 @@ def test_bad_requests_get_openai_errors(client, server):
         with pytest.raises(openai.BadRequestError) as exc:
             client.chat.completions.create(model="", **body)
         assert error_of(exc)["param"] == param, body
-    with pytest.raises(openai.NotFoundError) as exc:
-        client.chat.completions.create(messages=FRANCE, model="gpt-4o")
-    assert error_of(exc)["code"] == "model_not_found"
+    served = client.models.list().data[0].id  # one model: any name reaches it, the answer names it
+    assert client.chat.completions.create(messages=FRANCE, model="gpt-4o", max_tokens=2).model == served
     auth = {"Authorization": f"Bearer {KEY}", "Content-Type": "application/json"}
     status, body = raw(server, "POST", "/chat/completions", b"{" * 10, auth)
     assert status == 400 and "not valid JSON" in body["error"]["message"]

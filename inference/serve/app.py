@@ -169,9 +169,7 @@ class Routes:
     async def chat_completions(self, request: web.Request) -> web.StreamResponse:
         engine = self.engine()
         req = p.parse_chat_request(await self.read_json(request))
-        if req.model not in (None, "", engine.name):
-            raise ApiError(404, f"The model '{req.model}' does not exist; this server serves '{engine.name}'.",
-                           "invalid_request_error", "model", "model_not_found")
+        # One model is served: any name reaches it (tools insist on sending one); answers carry its real id.
         sampling = engine.default_sampling(**req.sampling).validate()
         if engine.waiting >= MAX_WAITING:
             raise ApiError(503, f"the server is busy ({engine.waiting} requests waiting); try again later",
