@@ -1,9 +1,7 @@
 """Export conversations to Markdown and JSON (atomic writes) and import JSON exports back; no Qt.
 
-Markdown carries each conversation's active branch. JSON carries it as "messages" (what older versions of the
-app import) and, for a conversation with other answer versions or branches, every message as "tree" (local ids,
-parents first) with "active_id", the active branch's last message; import restores the whole tree.
-"""
+Markdown and JSON "messages" carry the active branch; JSON adds "tree" (every version and branch, local ids,
+parents first) and "active_id" for a conversation that has more than one; import restores the whole tree."""
 from __future__ import annotations
 
 import dataclasses

@@ -27,4 +27,17 @@
         <translation><numerusform>Imported %n conversation</numerusform><numerusform>Imported %n conversations</numerusform></translation>
     </message>
 </context>
+<context>
+    <name>ConversationList</name>
+    <message numerus="yes">
+        <location filename="../../gui/conversation_list.py"/>
+        <source>Delete %n conversation(s) and all their messages?</source>
+        <translation><numerusform>Delete %n conversation and all its messages?</numerusform><numerusform>Delete %n conversations and all their messages?</numerusform></translation>
+    </message>
+    <message numerus="yes">
+        <location filename="../../gui/conversation_list.py"/>
+        <source>Delete %n conversation(s)…</source>
+        <translation><numerusform>Delete %n conversation…</numerusform><numerusform>Delete %n conversations…</numerusform></translation>
+    </message>
+</context>
 </TS>

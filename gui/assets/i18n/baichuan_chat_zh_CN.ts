@@ -795,4 +795,217 @@ Enter 发送 · Shift+Enter 换行 · Esc 停止回答</translation>
         <translation>第 {current} 个，共 {total} 个</translation>
     </message>
 </context>
+<context>
+    <name>ConversationList</name>
+    <message>
+        <location filename="../../gui/conversation_list.py"/>
+        <source>Pinned</source>
+        <translation>置顶</translation>
+    </message>
+    <message>
+        <location filename="../../gui/conversation_list.py"/>
+        <source>Today</source>
+        <translation>今天</translation>
+    </message>
+    <message>
+        <location filename="../../gui/conversation_list.py"/>
+        <source>Yesterday</source>
+        <translation>昨天</translation>
+    </message>
+    <message>
+        <location filename="../../gui/conversation_list.py"/>
+        <source>Previous 7 days</source>
+        <translation>过去 7 天</translation>
+    </message>
+    <message>
+        <location filename="../../gui/conversation_list.py"/>
+        <source>Previous 30 days</source>
+        <translation>过去 30 天</translation>
+    </message>
+    <message>
+        <location filename="../../gui/conversation_list.py"/>
+        <source>Delete conversations</source>
+        <translation>删除对话</translation>
+    </message>
+    <message>
+        <location filename="../../gui/conversation_list.py"/>
+        <source>Pin</source>
+        <translation>置顶</translation>
+    </message>
+    <message>
+        <location filename="../../gui/conversation_list.py"/>
+        <source>Unpin</source>
+        <translation>取消置顶</translation>
+    </message>
+    <message numerus="yes">
+        <location filename="../../gui/conversation_list.py"/>
+        <source>Delete %n conversation(s) and all their messages?</source>
+        <translation><numerusform>删除 %n 个对话及其全部消息？</numerusform></translation>
+    </message>
+    <message numerus="yes">
+        <location filename="../../gui/conversation_list.py"/>
+        <source>Delete %n conversation(s)…</source>
+        <translation><numerusform>删除 %n 个对话…</numerusform></translation>
+    </message>
+</context>
+<context>
+    <name>VersionSwitcher</name>
+    <message>
+        <location filename="../../gui/message_widget.py"/>
+        <source>branch</source>
+        <translation>分支</translation>
+    </message>
+    <message>
+        <location filename="../../gui/message_widget.py"/>
+        <source>Previous branch</source>
+        <translation>上一个分支</translation>
+    </message>
+    <message>
+        <location filename="../../gui/message_widget.py"/>
+        <source>Next branch</source>
+        <translation>下一个分支</translation>
+    </message>
+    <message>
+        <location filename="../../gui/message_widget.py"/>
+        <source>Previous version</source>
+        <translation>上一个版本</translation>
+    </message>
+    <message>
+        <location filename="../../gui/message_widget.py"/>
+        <source>Next version</source>
+        <translation>下一个版本</translation>
+    </message>
+</context>
+<context>
+    <name>PresetPicker</name>
+    <message>
+        <location filename="../../gui/preset_picker.py"/>
+        <source>Custom settings</source>
+        <translation>自定义设置</translation>
+    </message>
+    <message>
+        <location filename="../../gui/preset_picker.py"/>
+        <source>Presets: named settings (system prompt, sampling, max new tokens)</source>
+        <translation>预设：命名的设置（系统提示词、采样、最大新 token 数）</translation>
+    </message>
+    <message>
+        <location filename="../../gui/preset_picker.py"/>
+        <source>Save, delete, or make this preset the one new conversations start from</source>
+        <translation>保存、删除此预设，或设为新对话的默认预设</translation>
+    </message>
+    <message>
+        <location filename="../../gui/preset_picker.py"/>
+        <source>Save as preset…</source>
+        <translation>另存为预设…</translation>
+    </message>
+    <message>
+        <location filename="../../gui/preset_picker.py"/>
+        <source>Delete preset…</source>
+        <translation>删除预设…</translation>
+    </message>
+    <message>
+        <location filename="../../gui/preset_picker.py"/>
+        <source>Make default (for new conversations)</source>
+        <translation>设为默认（用于新对话）</translation>
+    </message>
+    <message>
+        <location filename="../../gui/preset_picker.py"/>
+        <source>Precise (greedy)</source>
+        <translation>精确（贪心）</translation>
+    </message>
+    <message>
+        <location filename="../../gui/preset_picker.py"/>
+        <source>Balanced (model defaults)</source>
+        <translation>均衡（模型默认）</translation>
+    </message>
+    <message>
+        <location filename="../../gui/preset_picker.py"/>
+        <source>Creative</source>
+        <translation>创意</translation>
+    </message>
+    <message>
+        <location filename="../../gui/preset_picker.py"/>
+        <source>{name} (default)</source>
+        <translation>{name}（默认）</translation>
+    </message>
+    <message>
+        <location filename="../../gui/preset_picker.py"/>
+        <source>Save as preset</source>
+        <translation>另存为预设</translation>
+    </message>
+    <message>
+        <location filename="../../gui/preset_picker.py"/>
+        <source>Preset name:</source>
+        <translation>预设名称：</translation>
+    </message>
+    <message>
+        <location filename="../../gui/preset_picker.py"/>
+        <source>Replace the preset “{name}”?</source>
+        <translation>替换预设“{name}”？</translation>
+    </message>
+    <message>
+        <location filename="../../gui/preset_picker.py"/>
+        <source>Delete preset</source>
+        <translation>删除预设</translation>
+    </message>
+    <message>
+        <location filename="../../gui/preset_picker.py"/>
+        <source>Delete the preset “{name}”?</source>
+        <translation>删除预设“{name}”？</translation>
+    </message>
+</context>
+<context>
+    <name>SettingsPanel</name>
+    <message>
+        <location filename="../../gui/settings_panel.py"/>
+        <source>Preset</source>
+        <translation>预设</translation>
+    </message>
+</context>
+<context>
+    <name>Menus</name>
+    <message>
+        <location filename="../../gui/menus.py"/>
+        <source>Keyboard shortcuts</source>
+        <translation>键盘快捷键</translation>
+    </message>
+</context>
+<context>
+    <name>ShortcutsDialog</name>
+    <message>
+        <location filename="../../gui/shortcuts_dialog.py"/>
+        <source>Stop the answer, or cancel editing a message</source>
+        <translation>停止回答，或取消编辑消息</translation>
+    </message>
+    <message>
+        <location filename="../../gui/shortcuts_dialog.py"/>
+        <source>Send the message</source>
+        <translation>发送消息</translation>
+    </message>
+    <message>
+        <location filename="../../gui/shortcuts_dialog.py"/>
+        <source>New line in the message</source>
+        <translation>在消息中换行</translation>
+    </message>
+    <message>
+        <location filename="../../gui/shortcuts_dialog.py"/>
+        <source>Delete the selected conversations (in the list)</source>
+        <translation>删除所选对话（在列表中）</translation>
+    </message>
+    <message>
+        <location filename="../../gui/shortcuts_dialog.py"/>
+        <source>Keyboard shortcuts</source>
+        <translation>键盘快捷键</translation>
+    </message>
+    <message>
+        <location filename="../../gui/shortcuts_dialog.py"/>
+        <source>Keys</source>
+        <translation>按键</translation>
+    </message>
+    <message>
+        <location filename="../../gui/shortcuts_dialog.py"/>
+        <source>Action</source>
+        <translation>操作</translation>
+    </message>
+</context>
 </TS>
