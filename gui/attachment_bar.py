@@ -2,11 +2,11 @@
 sentence about a file that could not be attached; plus the check that refuses a send whose attachments don't fit."""
 from __future__ import annotations
 
-from PySide6.QtCore import QEvent, Qt, QTimer
-from PySide6.QtGui import QKeySequence, QShortcut
+from PySide6.QtCore import QEvent, QPointF, QRectF, QSize, Qt, QTimer
+from PySide6.QtGui import QIcon, QKeySequence, QPainter, QPainterPath, QPen, QPixmap, QShortcut
 from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QLabel, QToolButton, QVBoxLayout, QWidget
 
-from .attachments import split
+from .attachments import ATTACHMENT_MARK, split
 from .budget_bar import WARNING_COLOR
 from .file_dirs import start_dir
 
@@ -24,7 +24,7 @@ class AttachmentBar(QWidget):
         self.input = input_box
         self.last_dir = ""
         self.attach_button = QToolButton(objectName="attachButton")
-        self.attach_button.setText("📎")
+        self.attach_button.setIconSize(QSize(20, 20))
         self.attach_button.setCursor(Qt.CursorShape.PointingHandCursor)
         self.attach_button.setAutoRaise(True)
         self.attach_button.clicked.connect(self.choose_files)
@@ -53,7 +53,12 @@ class AttachmentBar(QWidget):
         self.shortcut = QShortcut(QKeySequence("Ctrl+U"), window, self.choose_files)
         self.retranslate_ui()
 
+    def _paint_icon(self) -> None:
+        """A paperclip drawn in the text colour (no emoji font needed)."""
+        self.attach_button.setIcon(paperclip_icon(self.palette().windowText().color(), self.devicePixelRatioF()))
+
     def retranslate_ui(self) -> None:
+        self._paint_icon()
         if self.shortcut is not None:
             self.shortcut.setWhatsThis(self.tr("Attach files to the message"))
         self.attach_button.setToolTip(self.tr("Attach text, Markdown, code or PDF files (Ctrl+U, or drop them on "
@@ -64,6 +69,8 @@ class AttachmentBar(QWidget):
     def changeEvent(self, event) -> None:
         if event.type() == QEvent.Type.LanguageChange:
             self.retranslate_ui()
+        elif event.type() == QEvent.Type.PaletteChange:
+            self._paint_icon()
         super().changeEvent(event)
 
     def choose_files(self) -> None:
@@ -85,7 +92,7 @@ class AttachmentBar(QWidget):
         self.chips = []
         for index, attachment in enumerate(self.input.attachments):
             chip = QToolButton(objectName="attachmentChip")
-            chip.setText(f"📎 {attachment.name}  ✕")
+            chip.setText(f"{ATTACHMENT_MARK} {attachment.name}  ✕")
             chip.setCursor(Qt.CursorShape.PointingHandCursor)
             chip.clicked.connect(lambda _=False, i=index: self.input.remove_attachment(i))
             self.chip_row.insertWidget(index, chip)
@@ -99,6 +106,29 @@ class AttachmentBar(QWidget):
         if text:
             self._error_timer.start()
         self.setVisible(bool(self.chips) or bool(text))
+
+
+def paperclip_icon(color, ratio: float = 1.0, size: int = 20) -> QIcon:
+    """A paperclip: three nested hairpin turns, drawn at 45 degrees."""
+    pixmap = QPixmap(int(size * ratio), int(size * ratio))
+    pixmap.setDevicePixelRatio(ratio)
+    pixmap.fill(Qt.GlobalColor.transparent)
+    painter = QPainter(pixmap)
+    painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+    painter.setPen(QPen(color, 1.6, Qt.PenStyle.SolidLine, Qt.PenCapStyle.RoundCap))
+    painter.translate(size / 2, size / 2)
+    painter.rotate(45)
+    path = QPainterPath(QPointF(1.5, -2))
+    path.lineTo(1.5, 5)
+    path.arcTo(QRectF(-1.5, 3.5, 3, 3), 0, -180)
+    path.lineTo(-1.5, -6)
+    path.arcTo(QRectF(-3.5, -9, 7, 7), 180, -180)
+    path.lineTo(3.5, 6)
+    path.arcTo(QRectF(-5, 1.5, 8.5, 8.5), 0, -180)
+    path.lineTo(-5, -3)
+    painter.drawPath(path)
+    painter.end()
+    return QIcon(pixmap)
 
 
 async def refuse_unfit(controller, messages: list[dict]) -> bool:

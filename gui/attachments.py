@@ -18,6 +18,7 @@ PDF_CAP = 64 << 20  # bytes of one PDF file
 PDF_PAGE_CAP = 300  # pages of one PDF
 MAX_ATTACHMENTS = 10
 HEADER = "Attached file: "
+ATTACHMENT_MARK = "▤"  # before a file's name in the bubble and the chips (a geometric shape every UI font has)
 _LANGUAGES = {
     ".md": "markdown", ".markdown": "markdown", ".py": "python", ".js": "javascript", ".ts": "typescript",
     ".c": "c", ".h": "c", ".cc": "cpp", ".cpp": "cpp", ".hpp": "cpp", ".java": "java", ".go": "go", ".rs": "rust",
@@ -141,7 +142,7 @@ def split(content: str) -> tuple[str, list[Attachment]]:
 def bubble_text(content: str) -> str:
     """What the user's bubble shows: the typed text, and a line per attachment instead of its text."""
     text, attachments = split(content)
-    lines = [f"📎 {attachment.name}" for attachment in attachments]
+    lines = [f"{ATTACHMENT_MARK} {attachment.name}" for attachment in attachments]
     return "\n\n".join(part for part in (text, "\n".join(lines)) if part)
 
 

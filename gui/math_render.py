@@ -24,14 +24,15 @@ def formula_png(tex: str, color: str, dpi: int = MATH_DPI, display: bool = False
     """
     if not tex.strip() or len(tex) > MAX_TEX:
         return None
-    from matplotlib import mathtext  # lazily: a second or so the first time, only when an answer has math
+    from matplotlib import mathtext, rc_context  # lazily: a second the first time, only when an answer has math
     from matplotlib.font_manager import FontProperties
 
     buffer = io.BytesIO()
     size = FONT_POINTS * (DISPLAY_SCALE if display else 1.0)
     try:
-        mathtext.math_to_image(f"${tex}$", buffer, prop=FontProperties(size=size), dpi=dpi, format="png",
-                               color=color)
+        with rc_context({"savefig.transparent": True}):  # the bubble's colour shows through, in either theme
+            mathtext.math_to_image(f"${tex}$", buffer, prop=FontProperties(size=size), dpi=dpi, format="png",
+                                   color=color)
     except Exception:  # noqa: BLE001 - mathtext raises ValueError (and others on odd input): shown as code
         return None
     data = buffer.getvalue()

@@ -66,7 +66,7 @@ def test_attachment_tokens_show_in_the_budget_and_reach_the_engine(open_window, 
     path = tmp_path / "facts.txt"
     path.write_text("Some facts.\n" + SECRET + "\n", encoding="utf-8")
     assert window.input.add_files([str(path)]) == 1
-    assert [chip.text() for chip in window.attachment_bar.chips] == ["📎 facts.txt  ✕"]
+    assert [chip.text() for chip in window.attachment_bar.chips] == ["▤ facts.txt  ✕"]
     block = window.input.attachments[0].block()
     expected = len(engine.tokenizer.encode(block))
     wait_until(lambda: window.budget.attachments == [("facts.txt", expected)], 30, "the attachment's tokens")
@@ -81,7 +81,7 @@ def test_attachment_tokens_show_in_the_budget_and_reach_the_engine(open_window, 
     assert abs(len(ids) - len(bare) - expected) <= 3  # the file's tokens are in the prompt, whole
     assert SECRET in engine.tokenizer.decode(ids)
     bubble = window.chat.widgets[-2].body.text()
-    assert bubble == "What is the vault code?\n\n📎 facts.txt"  # the bubble shows the file's name, not its text
+    assert bubble == "What is the vault code?\n\n▤ facts.txt"  # the bubble shows the file's name, not its text
 
 
 def test_an_attachment_too_large_is_refused_before_sending(open_window, engine, listen, qtbot, tmp_path):
