@@ -147,5 +147,8 @@ def bubble_text(content: str) -> str:
 
 
 def token_counts(tokenizer, content: str) -> list[tuple[str, int]]:
-    """(name, tokens) of each attachment in a message, by the model's tokenizer (run off the GUI thread)."""
+    """(name, tokens) of each attachment in a message, by the model's tokenizer (run off the GUI thread); none
+    without a tokenizer (a remote server's model)."""
+    if tokenizer is None:
+        return []
     return [(attachment.name, len(tokenizer.encode(attachment.block()))) for attachment in split(content)[1]]
