@@ -17,6 +17,9 @@ VARIABLES = {
                                    "model is loading (tests)",
     "BAICHUAN_CHAT_NPU_GRAPH": "1: try graph capture of the NPU decode step (torchair; off by default, unverified)",
     "BAICHUAN_CHAT_SCREENSHOT": "with BAICHUAN_CHAT_EXIT_AFTER_MS: save a picture of the window here first",
+    "BAICHUAN_CHAT_TP_TIMEOUT": "seconds a tensor-parallel rank may stay silent before the group is stopped "
+                                "(default 30)",
+    "BAICHUAN_CHAT_TP_BACKEND": "torch.distributed backend for --tensor-parallel (default: gloo on CPU, nccl, hccl)",
 }
 
 
