@@ -46,6 +46,7 @@ class BudgetBar(QWidget):
         self.values: dict | None = None
         self.cut_tokens = 0
         self.attachments: list[tuple[str, int]] = []  # (file name, tokens) of the next send's attachments
+        self.estimate = ""  # how a remote model's count was estimated ('' = counted by the model's tokenizer)
         self.bar = _Bar()
         self.label = QLabel(objectName="budgetLabel")
         self.notice = QLabel(objectName="budgetNotice")
@@ -102,6 +103,11 @@ class BudgetBar(QWidget):
         self.refusal_label.setStyleSheet(f"color: {WARNING_COLOR.name()}; font-weight: bold;")
         QTimer.singleShot(1500, self._show)
 
+    def set_estimate(self, note: str) -> None:
+        """Mark the shown count as an estimate, e.g. 'estimated: ~chars/3' ('' = exact)."""
+        self.estimate = note
+        self._show()
+
     def set_save_notice(self, text: str) -> None:
         """The one non-modal notice about the history (empty hides it); a new text replaces the old one."""
         self.save_notice.setText(text)
@@ -133,6 +139,8 @@ class BudgetBar(QWidget):
             self.bar.fractions = (prompt, min(1.0 - prompt, v["max_new_tokens"] / total))
             self.label.setText(self.tr("Prompt {p} + max new {n} of MAX_SEQ_LEN {m} tokens").format(
                 p=v["prompt_tokens"], n=v["max_new_tokens"], m=v["max_seq_len"]))
+            if self.estimate:  # a remote model without its tokenizer here: say so (sending is never blocked on it)
+                self.label.setText(f"≈ {self.label.text()} ({self.estimate})")
             dropped, cut = v["dropped_rounds"], self.cut_tokens
             if cut and self.attachments:
                 self.notice.setText("")  # the refusal below says it: attachments are never cut

@@ -28,6 +28,7 @@ class EngineClient(QObject):
     loaded = Signal(dict)
     budget_ready = Signal(dict)
     state_changed = Signal(str)  # "empty", "loading", "ready", "failed"
+    queued = Signal(int)  # API requests ahead of the window's answer on the shared engine (0: its turn)
     _load_requested = Signal(object)
     _generate_requested = Signal(object)
     _encode_requested = Signal(object)
@@ -58,6 +59,7 @@ class EngineClient(QObject):
         self.worker.token.connect(self.token)
         self.worker.speed.connect(self.speed)
         self.worker.first_token.connect(self.first_token)
+        self.worker.queued.connect(self.queued)
         self.worker.load_progress.connect(self.load_progress)
         self.worker.loaded.connect(self._on_loaded)
         self.worker.finished.connect(self._on_finished)
@@ -73,8 +75,9 @@ class EngineClient(QObject):
         return any(kind == "generate" for kind, _, _ in self._pending)
 
     def load(self, model_dir: str | None = None, device: str = "auto", dtype: str = "auto",
-             max_seq_len: int | None = None) -> asyncio.Future:
-        """Start loading (None = demo model); a running answer is stopped first. Resolves to engine info."""
+             max_seq_len: int | None = None, remote: dict | None = None) -> asyncio.Future:
+        """Start loading (None = demo model); a running answer is stopped first. Resolves to engine info.
+        remote ({"url", "api_key", "model", "tokenizer_dir"}): connect to that server instead (see connect)."""
         self.stop()
         self.cancel_load()
         cancel = threading.Event()
@@ -83,8 +86,18 @@ class EngineClient(QObject):
         self.info = None
         self._set_state("loading")
         self._load_requested.emit({"model_dir": model_dir, "device": device, "dtype": dtype,
-                                   "max_seq_len": max_seq_len, "cancel": cancel})
+                                   "max_seq_len": max_seq_len, "cancel": cancel, "remote": remote})
         return future
+
+    def connect_server(self, url: str, api_key: str | None, model: str | None,
+                       tokenizer_dir: str | None = None) -> asyncio.Future:
+        """Chat through an OpenAI-compatible server: the worker holds a RemoteEngine where it held the Engine
+        (the local model is released once connected). Resolves to its info (remote: True)."""
+        return self.load(remote={"url": url, "api_key": api_key, "model": model, "tokenizer_dir": tokenizer_dir})
+
+    def local_engine(self):
+        """The worker's local Engine or None: the API server's engine_provider (called from its thread)."""
+        return self.worker.local_engine()
 
     async def wait_ready(self) -> dict:
         """The loaded model's info; waits for a load in progress; WorkerError when no model is there."""

@@ -30,6 +30,7 @@ from .logging_setup import log_path, logger
 from .menus import Menus
 from .model_dialog import LoadStatus, ModelBanner, ModelDialog
 from .model_finder import add_recent
+from .serving_ui import ServingUi
 from .settings_panel import SettingsPanel
 from .speed_plot import SpeedPanel
 from .store import STATE_LANGUAGE, STATE_LAST_MODEL_DIR, STATE_THEME, STATE_WINDOW_GEOMETRY, Store
@@ -55,6 +56,7 @@ class MainWindow(QMainWindow):
         self.menus = Menus(self)
         self.controller = ChatController(store, self.client, self.chat, self.settings_panel, self.budget,
                                          self.speed_panel, self.input, self)
+        self.serving = ServingUi(self)  # Local API server switch, Connect to server…
         self._connect()
         self.menus.check("lang", store.get_state(STATE_LANGUAGE) or "system")
         self.menus.check("theme", store.get_state(STATE_THEME) or "system")
@@ -209,6 +211,9 @@ class MainWindow(QMainWindow):
                 name=info.get("name", ""), device=info.get("device", ""), dtype=info.get("dtype", ""),
                 n=info.get("max_seq_len", "")))
             self.compute_label.setText(self.tr("Compute: {path}").format(path=describe_compute(info)))
+            if info.get("remote"):
+                for label, text in zip((self.load_status.label, self.compute_label), self.serving.status_texts(info)):
+                    label.setText(text)
         elif loading:
             self.banner.set_mode("hidden")
             self.load_status.label.setText(self.tr("Loading model…"))
@@ -258,6 +263,8 @@ class MainWindow(QMainWindow):
         """First load after the window shows: --model, else the remembered folder, else the demo model."""
         remembered = self.store.get_state(STATE_LAST_MODEL_DIR)
         folder = model_dir if explicit else remembered
+        if not explicit and self.serving.last_remote():  # connected to a server when the app last closed
+            return self.run(self.serving.reconnect(remembered))
         return self.run(self.load_model(folder, device, dtype, max_seq_len, fallback_to_demo=not explicit))
 
     async def load_model(self, model_dir: str | None, device: str | None = None, dtype: str | None = None,
@@ -389,6 +396,7 @@ class MainWindow(QMainWindow):
         self.controller.finish_now()
         self.controller.save_pending_settings()
         self.store.set_state(STATE_WINDOW_GEOMETRY, base64.b64encode(bytes(self.saveGeometry())).decode())
+        self.serving.shutdown()  # the API server stops first: answers in flight are cancelled
         for task in list(self._tasks):
             task.cancel()
         if self.owns_client:

@@ -34,6 +34,9 @@ class Menus:
         add(self.model, "open_model", QKeySequence("Ctrl+O"))
         add(self.model, "load_demo")
         add(self.model, "cancel_load")
+        self.model.addSeparator()
+        add(self.model, "connect_server")
+        add(self.model, "local_server")
         self.language_menu = self.view.addMenu("")
         self.language_group = QActionGroup(window)
         for code in ("system", *LANGUAGES):
@@ -87,6 +90,8 @@ class Menus:
             "open_model": translate("Menus", "Open model folder…"),
             "load_demo": translate("Menus", "Load demo model"),
             "cancel_load": translate("Menus", "Cancel loading"),
+            "connect_server": translate("Menus", "Connect to server…"),
+            "local_server": translate("Menus", "Local API server…"),
             "lang:system": translate("Menus", "System language"),
             "theme:system": translate("Menus", "Follow system"),
             "theme:light": translate("Menus", "Light"),

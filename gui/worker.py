@@ -75,11 +75,18 @@ class InferenceWorker(QObject):
     first_token = Signal(dict)  # ttft_s, prompt_tokens: shown before the answer's final metrics
     engine_changed = Signal(object)  # the Engine (or None), for the BudgetWorker only: never to the GUI
     kept = Signal(dict)  # a load failed or was cancelled: engine.info() of the model still in use (before error)
+    queued = Signal(int)  # requests ahead of the window's answer on the shared engine (API clients); 0: its turn
 
     def __init__(self):
         super().__init__()
         self._engine = None
         self._released = ""  # the model a load unloaded to make room, for its error message
+
+    def local_engine(self):
+        """The loaded local Engine, for the API server's threads (None between models or when connected to a
+        server: the local API then answers 503)."""
+        engine = self._engine
+        return None if engine is None or getattr(engine, "remote_counter", None) is not None else engine
 
     @Slot(object)
     def load(self, request: dict) -> None:
@@ -95,6 +102,9 @@ class InferenceWorker(QObject):
             if problem:
                 self.error.emit(problem)
                 return
+            if request.get("remote"):
+                self._connect(request["remote"])
+                return
             from inference.engine import Engine
 
             engine = Engine.load(
@@ -107,11 +117,30 @@ class InferenceWorker(QObject):
                 self.kept.emit(self._engine.info())
             self._report(exc, "loading", self._released)
             return
+        self._swap(engine, engine.info())
+
+    def _swap(self, engine, info: dict) -> None:
         self._engine = None  # the previous engine goes before the new one is announced
         gc.collect()
         self._engine = engine
         self.engine_changed.emit(engine)
-        self.loaded.emit(engine.info())
+        self.loaded.emit(info)
+
+    def _connect(self, remote: dict) -> None:
+        """Stand a RemoteEngine where the Engine stands (its constructor asks the server for /v1/models)."""
+        from inference.remote import RemoteEngine
+
+        from .remote_budget import RemoteCounter
+
+        engine = RemoteEngine(remote["url"], remote.get("api_key") or None, remote.get("model") or None)
+        engine.remote_counter = RemoteCounter(engine, remote.get("tokenizer_dir"))
+        from .remote_state import host_of
+
+        info = engine.info()
+        info.update(device=host_of(engine.url), dtype="OpenAI API", max_seq_len=engine.remote_counter.max_seq_len,
+                    max_seq_len_known=engine.remote_counter.max_seq_len_known,
+                    exact_budget=bool(engine.remote_counter.tokenizer_dir))
+        self._swap(engine, info)
 
     def _make_room(self, plan) -> None:
         """Engine.load's hook before it allocates: release the working model if the new one does not fit beside it."""
@@ -136,21 +165,30 @@ class InferenceWorker(QObject):
         from inference.engine import ChatStarted, FinishEvent
 
         settings = request["settings"]
+        engine = self._engine
+        counter = getattr(engine, "remote_counter", None)
+        messages = chat_messages(request["messages"], settings.get("system_prompt", ""))
+        watch = None
         try:
-            events = self._engine.stream_chat(
-                chat_messages(request["messages"], settings.get("system_prompt", "")),
-                int(settings["max_new_tokens"]), sampling_params(settings), request["cancel"])
+            from .remote_budget import remote_fields
+            from .queue_watch import QueueWatch
+
+            sampling = remote_fields(settings) if counter is not None else sampling_params(settings)
+            events = engine.stream_chat(messages, int(settings["max_new_tokens"]), sampling, request["cancel"])
             meter = _SpeedMeter()
             chat = finish = None
             for event in events:
                 if isinstance(event, ChatStarted):
                     chat = event
+                    watch = QueueWatch.start(engine, self.queued.emit)  # API requests ahead of this answer
                     continue
+                if watch is not None:
+                    watch = watch.done()
                 if isinstance(event, FinishEvent):
                     finish = event
                     break
                 if event.ttft_s is not None:
-                    self.first_token.emit({"ttft_s": event.ttft_s, "prompt_tokens": len(chat.input_ids)})
+                    self.first_token.emit({"ttft_s": event.ttft_s, "prompt_tokens": len(chat.input_ids) or None})
                 self.token.emit(event.text, event.token_id)
                 rate = meter.tick(time.perf_counter())
                 if rate is not None:
@@ -158,6 +196,11 @@ class InferenceWorker(QObject):
         except Exception as exc:  # noqa: BLE001
             self._report(exc, "generation")
             return
+        finally:
+            if watch is not None:
+                watch.done()
+        if counter is not None:
+            counter.learn(messages, finish.metrics)
         self.finished.emit({
             "text": finish.text, "output_ids": list(finish.output_ids), "finish_reason": finish.finish_reason,
             "metrics": dict(finish.metrics), "dropped_rounds": chat.dropped_rounds, "budget": dict(chat.budget),
@@ -198,7 +241,12 @@ class BudgetWorker(QObject):
         system = request.get("system_prompt", "")
         messages = chat_messages(request["messages"], system)
         result = {"id": request["id"], "max_seq_len": engine.max_seq_len}
+        counter = getattr(engine, "remote_counter", None)
         try:
+            if counter is not None:  # a server's model: its tokenizer when a local folder matches, else estimated
+                result.update(counter.budget(messages, int(request["max_new_tokens"])))
+                self.encoded.emit(result)
+                return
             newest = chat_messages(request["messages"][-1:], system)
             smallest = len(engine.encode_chat(newest, 1).input_ids)
             result["max_new_tokens_limit"] = max(1, engine.max_seq_len - smallest)
