@@ -1,9 +1,10 @@
 """The token budget of a send to a remote server, worked out off the GUI thread: exact with the model's own
 tokenizer when a local Baichuan2 folder matches the served model, else estimated from the server's last `usage`
-(tokens per character of the last prompt) or, before any answer, from ~3 characters a token."""
+(the last exchange as the server counted it, plus ~3 characters a token for what is new) or, before any answer, from ~3 characters a token."""
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 CHARS_PER_TOKEN = 3  # the rough rule before the server has told us a real count
 FALLBACK_MAX_SEQ_LEN = 4096  # Baichuan2's context, when the server does not report max_model_len
@@ -28,20 +29,19 @@ def remote_fields(settings: dict) -> dict:
 class RemoteCounter:
     """Counts for one connected server: the matching folder's chat rule (loaded on first use, in the budget
     thread), the context length (the server's, the folder's, or Baichuan2's 4096 when neither says) and what the
-    server's last `usage` taught about tokens per character."""
+    server's last `usage` said about the conversation so far."""
 
     def __init__(self, engine, tokenizer_dir: str | None = None):
         self.tokenizer_dir = tokenizer_dir
         self._format = None
         self._tokenizer = None
-        self.tokens_per_char: float | None = None
         self.max_seq_len = engine.max_seq_len
         self.max_seq_len_known = isinstance(engine.max_seq_len, int)
         if tokenizer_dir:
             try:
                 from inference.config import load_folder_config
 
-                config, self._defaults = load_folder_config(tokenizer_dir)
+                config, self._defaults = load_folder_config(Path(tokenizer_dir))
                 if not self.max_seq_len_known:
                     self.max_seq_len, self.max_seq_len_known = config.model_max_length, True
             except Exception:  # noqa: BLE001 - a folder that does not read: estimate instead
@@ -53,8 +53,6 @@ class RemoteCounter:
         """The folder's Baichuan2 chat rule (None when no folder matches or it cannot be read)."""
         if self.tokenizer_dir and self._format is None:
             try:
-                from pathlib import Path
-
                 from inference.chat_format import Baichuan2ChatFormat
                 from inference.tokenizer import SentencePieceTokenizer
 
@@ -65,12 +63,24 @@ class RemoteCounter:
                 self.tokenizer_dir = None
         return self._format
 
-    def learn(self, messages: list[dict], metrics: dict) -> None:
-        """After an answer: the server's prompt_tokens for these messages (only when it sent a usage)."""
-        chars = message_chars(messages)
-        tokens = metrics.get("prompt_tokens")
-        if metrics.get("usage_from_server") and isinstance(tokens, int) and tokens > 0 and chars > 0:
-            self.tokens_per_char = tokens / chars
+    def learn(self, messages: list[dict], metrics: dict, answer: str) -> None:
+        """After an answer: the server's count of this prompt and answer (only when it sent a usage)."""
+        prompt, output = metrics.get("prompt_tokens"), metrics.get("output_tokens")
+        if metrics.get("usage_from_server") and isinstance(prompt, int) and isinstance(output, int):
+            self._last = ([(m["role"], m["content"]) for m in messages] + [("assistant", answer)], prompt + output)
+
+    _last: tuple[list, int] | None = None
+
+    def _from_usage(self, messages: list[dict]) -> int | None:
+        """The server's count of the last exchange plus ~chars/3 for what came after it, when `messages` go on
+        from it (the usual next send); None otherwise."""
+        if self._last is None:
+            return None
+        known, tokens = self._last
+        pairs = [(m["role"], m["content"]) for m in messages]
+        if pairs[:len(known)] != known:
+            return None
+        return tokens + math.ceil(message_chars(messages[len(known):]) / CHARS_PER_TOKEN)
 
     def budget(self, messages: list[dict], max_new_tokens: int) -> dict:
         """A budget_ready dict (without id) for sending `messages` now; `estimate` says how it was counted."""
@@ -79,9 +89,8 @@ class RemoteCounter:
         if chat_format is not None:
             prompt = len(chat_format.build(messages, 1, 1 << 40).input_ids)
             how = "tokenizer"
-        elif self.tokens_per_char is not None:
-            prompt = math.ceil(message_chars(messages) * self.tokens_per_char)
-            how = "usage"
+        elif self._from_usage(messages) is not None:
+            prompt, how = self._from_usage(messages), "usage"
         else:
             prompt = math.ceil(message_chars(messages) / CHARS_PER_TOKEN)
             how = "chars"

@@ -200,7 +200,7 @@ class InferenceWorker(QObject):
             if watch is not None:
                 watch.done()
         if counter is not None:
-            counter.learn(messages, finish.metrics)
+            counter.learn(messages, finish.metrics, finish.text)
         self.finished.emit({
             "text": finish.text, "output_ids": list(finish.output_ids), "finish_reason": finish.finish_reason,
             "metrics": dict(finish.metrics), "dropped_rounds": chat.dropped_rounds, "budget": dict(chat.budget),

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import http.client
 import json
+import math
 import time
 from urllib.parse import urlsplit
 
@@ -83,6 +84,8 @@ def test_connected_window_streams_the_servers_greedy_answer_and_keeps_it(remote_
     # After an answer the server's usage calibrates the estimate.
     window.input.setPlainText("And of Italy?")
     wait_until(lambda: "server's last usage" in window.budget.label.text(), 10, "the usage-based budget")
+    shown = int(window.budget.label.text().split("Prompt ")[1].split()[0])
+    assert shown == answer.metrics["prompt_tokens"] + tokens + math.ceil(len("And of Italy?") / 3)
     # Remembered like a folder: the next Connect dialog offers this server and model first.
     dialog = window.serving.open_connect_dialog()
     assert dialog.url.currentText() == server.url and dialog.model.currentText() == model
@@ -124,3 +127,22 @@ def test_local_api_switch_answers_503_while_the_window_holds_a_remote_model(remo
         run_async(serving.server.stop())
     started = time.monotonic()
     assert serving.server.state == "off" and time.monotonic() - started < 5
+
+
+def test_budget_counts_with_the_local_tokenizer_of_a_folder_named_like_the_served_model(server, tmp_path):
+    from gui.remote_budget import RemoteCounter
+    from gui.remote_state import tokenizer_folder
+    from inference.engine import Engine
+    from inference.fixtures import write_model_folder
+    from inference.remote import RemoteEngine
+
+    folder = str(write_model_folder(tmp_path / "Baichuan2-7B-Chat", model_max_length=128))
+    assert tokenizer_folder("baichuan2_7b-chat", ["/nowhere/Baichuan2-7B-Chat", folder]) == folder
+    assert tokenizer_folder("other-model", [folder]) is None
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello there, 你好!"},
+                {"role": "assistant", "content": "Hi."}, {"role": "user", "content": "What is 2 + 2?"}]
+    counter = RemoteCounter(RemoteEngine(server.url), folder)
+    budget = counter.budget(messages, 16)
+    local = Engine.load(folder, device="cpu", dtype="float32")
+    assert budget["prompt_tokens"] == len(local.encode_chat(messages, 1, truncate=False).input_ids)
+    assert budget["estimate"] == "tokenizer" and budget["max_seq_len"] == 1024  # the server's own context

@@ -40,4 +40,32 @@
         <translation><numerusform>Delete %n conversation…</numerusform><numerusform>Delete %n conversations…</numerusform></translation>
     </message>
 </context>
+<context>
+    <name>ConnectDialog</name>
+    <message numerus="yes">
+        <source>The server serves %n model(s).</source>
+        <translation><numerusform>The server serves %n model.</numerusform><numerusform>The server serves %n models.</numerusform></translation>
+    </message>
+</context>
+<context>
+    <name>ServerIndicator</name>
+    <message numerus="yes">
+        <source>API server :{port} · %n request(s)</source>
+        <translation><numerusform>API server :{port} · %n request</numerusform><numerusform>API server :{port} · %n requests</numerusform></translation>
+    </message>
+</context>
+<context>
+    <name>ServerPanel</name>
+    <message numerus="yes">
+        <source>Listening · %n API request(s) answering or waiting</source>
+        <translation><numerusform>Listening · %n API request answering or waiting</numerusform><numerusform>Listening · %n API requests answering or waiting</numerusform></translation>
+    </message>
+</context>
+<context>
+    <name>ServingUi</name>
+    <message numerus="yes">
+        <source>Waiting for %n API request(s)…</source>
+        <translation><numerusform>Waiting for %n API request…</numerusform><numerusform>Waiting for %n API requests…</numerusform></translation>
+    </message>
+</context>
 </TS>

@@ -1008,4 +1008,202 @@ Enter 发送 · Shift+Enter 换行 · Esc 停止回答</translation>
         <translation>操作</translation>
     </message>
 </context>
+<context>
+    <name>ConnectDialog</name>
+    <message>
+        <source>Asking {url} for its models…</source>
+        <translation>正在向 {url} 获取模型列表…</translation>
+    </message>
+    <message>
+        <source>Connect to server</source>
+        <translation>连接到服务器</translation>
+    </message>
+    <message>
+        <source>Chat with a model served by vLLM, vllm-ascend, MindIE, llama.cpp's server or another Baichuan Chat, through their OpenAI-compatible API. The model loaded in this window is released once connected.</source>
+        <translation>通过与 OpenAI 兼容的 API，与 vLLM、vllm-ascend、MindIE、llama.cpp 服务器或另一个百川聊天提供的模型对话。连接成功后，本窗口已加载的模型将被释放。</translation>
+    </message>
+    <message>
+        <source>Server URL</source>
+        <translation>服务器地址</translation>
+    </message>
+    <message>
+        <source>API key</source>
+        <translation>API 密钥</translation>
+    </message>
+    <message>
+        <source>Model</source>
+        <translation>模型</translation>
+    </message>
+    <message>
+        <source>none</source>
+        <translation>无</translation>
+    </message>
+    <message>
+        <source>Remember the key (stored on this computer in plain text)</source>
+        <translation>记住密钥（以明文保存在本机）</translation>
+    </message>
+    <message>
+        <source>Refresh</source>
+        <translation>刷新</translation>
+    </message>
+    <message>
+        <source>Connect</source>
+        <translation>连接</translation>
+    </message>
+    <message numerus="yes">
+        <source>The server serves %n model(s).</source>
+        <translation><numerusform>该服务器提供 %n 个模型。</numerusform></translation>
+    </message>
+</context>
+<context>
+    <name>LocalServer</name>
+    <message>
+        <source>Set an API key first: other computers may only connect with one.</source>
+        <translation>请先设置 API 密钥：其他计算机只能凭密钥连接。</translation>
+    </message>
+</context>
+<context>
+    <name>Menus</name>
+    <message>
+        <source>Connect to server…</source>
+        <translation>连接到服务器…</translation>
+    </message>
+    <message>
+        <source>Local API server…</source>
+        <translation>本机 API 服务器…</translation>
+    </message>
+</context>
+<context>
+    <name>ServerIndicator</name>
+    <message>
+        <source>API server: error</source>
+        <translation>API 服务器：出错</translation>
+    </message>
+    <message>
+        <source>API server :{port}</source>
+        <translation>API 服务器 :{port}</translation>
+    </message>
+    <message numerus="yes">
+        <source>API server :{port} · %n request(s)</source>
+        <translation><numerusform>API 服务器 :{port} · %n 个请求</numerusform></translation>
+    </message>
+</context>
+<context>
+    <name>ServerPanel</name>
+    <message>
+        <source>Local API server</source>
+        <translation>本机 API 服务器</translation>
+    </message>
+    <message>
+        <source>Other programs (editors, scripts, Open WebUI, the openai Python package) can use the model loaded in this window through an OpenAI-compatible API (/v1/chat/completions). No second copy is loaded: API requests and this window take turns, first come, first served.</source>
+        <translation>其他程序（编辑器、脚本、Open WebUI、openai Python 包）可以通过与 OpenAI 兼容的 API（/v1/chat/completions）使用本窗口已加载的模型。不会再加载第二份模型：API 请求与本窗口按先来后到轮流使用。</translation>
+    </message>
+    <message>
+        <source>Port</source>
+        <translation>端口</translation>
+    </message>
+    <message>
+        <source>API key</source>
+        <translation>API 密钥</translation>
+    </message>
+    <message>
+        <source>optional on this computer; required for other computers</source>
+        <translation>仅本机使用时可不填；允许其他计算机时必须填写</translation>
+    </message>
+    <message>
+        <source>Generate</source>
+        <translation>生成</translation>
+    </message>
+    <message>
+        <source>Clients send it as “Authorization: Bearer KEY”. It is stored on this computer in plain text.</source>
+        <translation>客户端以“Authorization: Bearer 密钥”发送。密钥以明文保存在本机。</translation>
+    </message>
+    <message>
+        <source>Allow other computers on the network (needs an API key; plain HTTP)</source>
+        <translation>允许网络中的其他计算机访问（需要 API 密钥；明文 HTTP）</translation>
+    </message>
+    <message>
+        <source>Copied</source>
+        <translation>已复制</translation>
+    </message>
+    <message>
+        <source>Copy</source>
+        <translation>复制</translation>
+    </message>
+    <message>
+        <source>Stop the server</source>
+        <translation>停止服务器</translation>
+    </message>
+    <message>
+        <source>Start the server</source>
+        <translation>启动服务器</translation>
+    </message>
+    <message>
+        <source>Last API answer: {line}</source>
+        <translation>最近一次 API 回答：{line}</translation>
+    </message>
+    <message>
+        <source>Not running: {error}</source>
+        <translation>未运行：{error}</translation>
+    </message>
+    <message>
+        <source>Starting…</source>
+        <translation>正在启动…</translation>
+    </message>
+    <message>
+        <source>Stopping (answers in flight are cancelled)…</source>
+        <translation>正在停止（进行中的回答将被取消）…</translation>
+    </message>
+    <message>
+        <source>Off.</source>
+        <translation>已关闭。</translation>
+    </message>
+    <message>
+        <source>Listening, but no local model is loaded: requests get 503 until one is.</source>
+        <translation>正在监听，但未加载本地模型：在加载模型之前，请求会收到 503。</translation>
+    </message>
+    <message>
+        <source>Listening · idle</source>
+        <translation>正在监听 · 空闲</translation>
+    </message>
+    <message numerus="yes">
+        <source>Listening · %n API request(s) answering or waiting</source>
+        <translation><numerusform>正在监听 · %n 个 API 请求正在回答或等待</numerusform></translation>
+    </message>
+</context>
+<context>
+    <name>ServingUi</name>
+    <message>
+        <source>Connecting was cancelled</source>
+        <translation>已取消连接</translation>
+    </message>
+    <message>
+        <source>Could not connect to the server</source>
+        <translation>无法连接到服务器</translation>
+    </message>
+    <message>
+        <source>remote: {model} at {host}</source>
+        <translation>远程：{model}（{host}）</translation>
+    </message>
+    <message>
+        <source>Compute: on the server</source>
+        <translation>计算：在服务器上</translation>
+    </message>
+    <message>
+        <source>estimated: ~chars/3</source>
+        <translation>估算：约 字符数/3</translation>
+    </message>
+    <message>
+        <source>estimated from the server's last usage</source>
+        <translation>根据服务器上次返回的用量估算</translation>
+    </message>
+    <message>
+        <source>the server does not report its context length; {n} assumed</source>
+        <translation>服务器未报告上下文长度；按 {n} 计算</translation>
+    </message>
+    <message numerus="yes">
+        <source>Waiting for %n API request(s)…</source>
+        <translation><numerusform>正在等待 %n 个 API 请求…</numerusform></translation>
+    </message>
+</context>
 </TS>
