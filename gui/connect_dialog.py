@@ -48,11 +48,12 @@ class ConnectDialog(QDialog):
         model_row = QHBoxLayout()
         model_row.addWidget(self.model, 1)
         model_row.addWidget(self.refresh_button)
+        self.labels = [QLabel() for _ in range(3)]  # Server URL, API key, Model
         self.form = QFormLayout()
-        self.form.addRow("", self.url)
-        self.form.addRow("", self.key)
-        self.form.addRow("", self.remember)
-        self.form.addRow("", model_row)
+        self.form.addRow(self.labels[0], self.url)
+        self.form.addRow(self.labels[1], self.key)
+        self.form.addRow(QLabel(), self.remember)
+        self.form.addRow(self.labels[2], model_row)
         layout = QVBoxLayout(self)
         layout.addWidget(self.intro)
         layout.addLayout(self.form)
@@ -137,10 +138,8 @@ class ConnectDialog(QDialog):
         self.intro.setText(self.tr(
             "Chat with a model served by vLLM, vllm-ascend, MindIE, llama.cpp's server or another Baichuan Chat, "
             "through their OpenAI-compatible API. The model loaded in this window is released once connected."))
-        for row, text in enumerate((self.tr("Server URL"), self.tr("API key"), "", self.tr("Model"))):
-            label = self.form.itemAt(row, QFormLayout.ItemRole.LabelRole)
-            if label is not None and label.widget() is not None:
-                label.widget().setText(text)
+        for label, text in zip(self.labels, (self.tr("Server URL"), self.tr("API key"), self.tr("Model"))):
+            label.setText(text)
         self.url.lineEdit().setPlaceholderText("http://127.0.0.1:8000/v1")
         self.key.setPlaceholderText(self.tr("none"))
         self.remember.setText(self.tr("Remember the key (stored on this computer in plain text)"))

@@ -50,16 +50,17 @@ class ServerPanel(QDialog):
         url_row = QHBoxLayout()
         url_row.addWidget(self.url, 1)
         url_row.addWidget(self.copy)
+        self.port_label, self.key_label = QLabel(), QLabel()
         self.form = QFormLayout()
-        self.form.addRow("", self.port)
-        self.form.addRow("", key_row)
-        self.form.addRow("", self.key_note)
-        self.form.addRow("", self.lan)
+        self.form.addRow(self.port_label, self.port)
+        self.form.addRow(self.key_label, key_row)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.close)
         layout = QVBoxLayout(self)
         layout.addWidget(self.intro)
         layout.addLayout(self.form)
+        layout.addWidget(self.key_note)
+        layout.addWidget(self.lan)
         layout.addWidget(self.toggle)
         layout.addWidget(self.status)
         layout.addLayout(url_row)
@@ -95,11 +96,8 @@ class ServerPanel(QDialog):
             "Other programs (editors, scripts, Open WebUI, the openai Python package) can use the model loaded in "
             "this window through an OpenAI-compatible API (/v1/chat/completions). No second copy is loaded: API "
             "requests and this window take turns, first come, first served."))
-        labels = (self.tr("Port"), self.tr("API key"), "", "")
-        for row, text in enumerate(labels):
-            label = self.form.itemAt(row, QFormLayout.ItemRole.LabelRole)
-            if label is not None and label.widget() is not None:
-                label.widget().setText(text)
+        self.port_label.setText(self.tr("Port"))
+        self.key_label.setText(self.tr("API key"))
         self.key.setPlaceholderText(self.tr("optional on this computer; required for other computers"))
         self.generate.setText(self.tr("Generate"))
         self.key_note.setText(self.tr("Clients send it as “Authorization: Bearer KEY”. It is stored on this "
@@ -123,6 +121,17 @@ class ServerPanel(QDialog):
         self.last.setText(self.tr("Last API answer: {line}").format(line=server.last_line) if server.last_line
                           else "")
         self.last.setVisible(bool(server.last_line))
+        self._fit()
+
+    def _fit(self) -> None:
+        """Grow to show every line (wrapped labels change height as the status changes); never shrink."""
+        layout = self.layout()
+        if layout is None:
+            return
+        layout.activate()
+        wanted = layout.heightForWidth(self.width()) if layout.hasHeightForWidth() else layout.sizeHint().height()
+        if wanted > self.height():
+            self.resize(self.width(), wanted)
 
 
 def status_text(widget, server) -> str:

@@ -79,7 +79,8 @@ def test_local_server_serves_the_windows_model_and_shares_its_queue(open_window,
     wait_until(lambda: window.controller.answer is not None, 20, "the window's answer to begin")
     widget = window.controller.answer.widget
     wait_until(lambda: widget.placeholder == "Waiting for 1 API request(s)…", 20, "the waiting placeholder")
-    assert "1 API request(s)" in panel.status.text() and "· 1" in window.serving.indicator.text()
+    wait_until(lambda: "1 API request(s)" in panel.status.text() and "· 1" in window.serving.indicator.text(), 5,
+               "the panel and the status bar to count the API request")  # polled every 0.3 s
     wait_answer(window, 120)
     assert api_done.is_set() and len(api_chunks) > 40
     assert window_tokens and all(window_tokens)  # every token of the window came after the API answer ended
