@@ -44,8 +44,9 @@ def model_options(parser: argparse.ArgumentParser, default) -> None:
                         help="weight and activation dtype (default: auto, the fastest the device runs well)")
     parser.add_argument("--max-seq-len", type=int, metavar="L", default=default,
                         help="MAX_SEQ_LEN: prompt + answer budget (default: the model's model_max_length)")
-    parser.add_argument("--quantize", choices=["none", "int8"], default=default or "none",
-                        help="int8: weight-only int8 linear layers (about 2x faster CPU decode, half the memory)")
+    parser.add_argument("--quantize", choices=["none", "int8", "int4"], default=default or "none",
+                        help="int8: weight-only int8 linear layers (about 2x faster CPU decode, half the memory); "
+                             "int4: group-wise 4-bit (about a quarter of bf16's memory)")
     tensor_parallel_option(parser, default)
 
 

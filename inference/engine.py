@@ -55,7 +55,7 @@ class Engine:
         self.max_seq_len = model.max_seq_len
         self.load_seconds = load_seconds
         self._sync = sync or synchronizer(device)  # timings wait for the device's queued work
-        self.quantize: str | None = None  # "int8" when the linear layers hold int8 weights
+        self.quantize: str | None = None  # "int8" or "int4" when the linear layers hold quantized weights
         self.kernels: dict = {}  # what inference.cpu.accelerate installed
         self._cached_ids: list[int] = []  # tokens whose keys/values are valid in the KV cache
         self._lock = FairLock()
@@ -70,7 +70,8 @@ class Engine:
         """Load a Baichuan model folder, or the demo model when model_dir is None.
 
         quantize="int8" stores every linear layer (lm_head included) as weight-only int8 with one scale per
-        output row (decode reads half the bytes of bf16); None keeps the dtype's weights. On a CPU, bf16
+        output row (decode reads half the bytes of bf16); quantize="int4" as group-wise 4-bit (inference.cpu.int4,
+        0.28 of bf16's bytes); None keeps the dtype's weights. On a CPU, bf16
         models also get the C matrix-vector and decode-attention kernels of inference.cpu. On an Ascend NPU
         the model gets inference.npu's fused ops and NZ weights; npu_ops stands in for torch_npu (tests).
 
@@ -137,7 +138,7 @@ class Engine:
                               "try a smaller --max-seq-len, another dtype or another device") from None
         model.eval()
         tp.install(model)  # tensor parallel: all-reduce after o_proj and down_proj, vocabulary-split embedding and head
-        report(0.96, "quantizing to int8" if quantize else "preparing the fast kernels")
+        report(0.96, f"quantizing to {quantize}" if quantize else "preparing the fast kernels")
         if ops is not None:  # the fast path, from outside
             model, kernels = npu.accelerate(model, torch_dtype, torch_device, ops)
         else:

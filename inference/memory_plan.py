@@ -28,18 +28,26 @@ def available_bytes(device: torch.device) -> int | None:
     return None
 
 
+def quantized_matrix_bytes(rows: int, cols: int, quantize: str) -> int:
+    """Bytes of one [rows, cols] matrix as weight-only int8 (a float32 scale per row) or int4 (inference.cpu.int4:
+    nibbles and two fp16 per row and group of 32, rows padded to 16, columns to 32)."""
+    if quantize == "int8":
+        return rows * cols + 4 * rows
+    rows, groups = -(-rows // 16) * 16, -(-cols // 32)
+    return rows * groups * (16 + 4)
+
+
 def _weight_bytes(config: ModelConfig, element: int, quantize: str | None) -> int:
     from .weights import expected_shapes  # the layer count was checked against the weights already
 
     total = 0
     for name, shape in expected_shapes(config).items():
-        count = math.prod(shape)
-        if quantize == "int8" and len(shape) == 2 and name != "model.embed_tokens.weight":
-            total += count + 4 * shape[0]  # int8 values and a float32 scale per row
+        if quantize in ("int8", "int4") and len(shape) == 2 and name != "model.embed_tokens.weight":
+            total += quantized_matrix_bytes(*shape, "int8" if name == "lm_head.weight" else quantize)
         else:
-            total += count * element
-    if config.tie_word_embeddings and quantize == "int8":
-        total += config.vocab_size * (config.hidden_size + 4)  # the tied head gets its own int8 copy
+            total += math.prod(shape) * element
+    if config.tie_word_embeddings and quantize in ("int8", "int4"):  # the tied head gets its own quantized copy
+        total += quantized_matrix_bytes(config.vocab_size, config.hidden_size, "int8")  # int4 keeps the head int8
     return total
 
 
@@ -86,7 +94,7 @@ class MemoryPlan:
             return
         room = (self.available // self.ranks - self.weights - HEADROOM) // max(self.per_position, 1)
         hint = (f"try a smaller MAX_SEQ_LEN (at most about {room} fits)" if room >= 64
-                else "try int8 quantization, a smaller dtype or another device")
+                else "try int8 or int4 quantization, a smaller dtype or another device")
         raise DeviceError(
             f"the model needs about {self.need / GB:.1f} GB on {self.device}"
             + (f" ({self.ranks} tensor-parallel ranks, each " if self.ranks > 1 else " (") +

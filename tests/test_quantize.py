@@ -222,8 +222,9 @@ def test_quantize_option_is_validated():
     assert check_quantize(None, torch.device("cpu")) is None
     assert check_quantize("none", torch.device("cpu")) is None
     assert check_quantize("int8", torch.device("cpu")) == "int8"
-    with pytest.raises(InputError, match="int8"):
-        check_quantize("int4", torch.device("cpu"))
+    assert check_quantize("int4", torch.device("cpu")) == "int4"
+    with pytest.raises(InputError, match="int8, int4"):
+        check_quantize("int3", torch.device("cpu"))
     with pytest.raises(DeviceError, match="npu"):
         check_quantize("int8", _FakeDevice("npu"))
 
@@ -242,7 +243,7 @@ def test_cli_generate_with_quantize_int8(folders):
     result = json.loads(proc.stdout)
     assert 1 <= len(result["output_ids"]) <= 4
     bad = subprocess.run([sys.executable, "-m", "inference", "generate", "--model", str(folders["rope"]),
-                          "--input-ids", "[1]", "--quantize", "int4"], capture_output=True, text=True, cwd=ROOT,
+                          "--input-ids", "[1]", "--quantize", "int3"], capture_output=True, text=True, cwd=ROOT,
                          timeout=120)
     assert bad.returncode != 0 and bad.stderr.startswith("error:")
 

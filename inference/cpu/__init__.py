@@ -1,7 +1,8 @@
 """The CPU fast path, added to a built model from outside: C kernels, kernel-backed modules, int8, huge pages.
 
 Two entries, both optional and visible in Engine.load:
-- prepare(model, quantize, device) before the weights load: int8 layers that quantize rows as they stream in;
+- prepare(model, quantize, device) before the weights load: int8 or int4 layers that quantize rows as they
+  stream in;
 - accelerate(model, dtype, device, quantize) -> (model, what was installed): swaps nn.Linear, RMSNorm and
   Attend for their kernel versions and wraps the model with the one-call decode step (FusedDecoder).
 Where a piece cannot run (no C compiler, BAICHUAN_NO_CPU_KERNELS=1, another device or dtype) the model keeps
@@ -18,11 +19,21 @@ from ..errors import DeviceError, InputError
 from ..model import Attend, RMSNorm
 from . import hugepages, kernels
 from .fused import FusedDecoder
+from .int4 import Int4Linear
 from .int8 import Int8Linear
 from .linear import CpuLinear, KernelLinear
 from .modules import KernelAttend, KernelRMSNorm
 
-QUANTIZE_CHOICES = ("int8",)
+QUANTIZE_CHOICES = ("int8", "int4")
+#: The layer class of each quantize mode.
+QUANTIZED = {"int8": Int8Linear, "int4": Int4Linear}
+
+
+def layer_type(quantize: str, is_head: bool) -> type:
+    """The quantized layer class for a linear layer: int4 keeps lm_head at int8, as llama.cpp's 4-bit mixes
+    keep output.weight at 6-8 bits. Measured on the demo: a 4-bit head alone costs ~+40 % perplexity and the
+    France answer, an int8 head +0.2 % (docs/BENCHMARKS.md); on Baichuan2-7B it is 7 % of the weights."""
+    return Int8Linear if is_head and quantize == "int4" else QUANTIZED[quantize]
 
 
 def check_quantize(quantize: str | None, device: torch.device) -> str | None:
@@ -30,9 +41,9 @@ def check_quantize(quantize: str | None, device: torch.device) -> str | None:
     if quantize in (None, "", "none"):
         return None
     if quantize not in QUANTIZE_CHOICES:
-        raise InputError(f"unknown quantization {quantize!r}; choose int8 or none")
+        raise InputError(f"unknown quantization {quantize!r}; choose int8, int4 or none")
     if device.type not in ("cpu", "cuda"):
-        raise DeviceError(f"weight-only int8 runs on the CPU or a CUDA GPU, not on {device.type}")
+        raise DeviceError(f"weight-only {quantize} runs on the CPU or a CUDA GPU, not on {device.type}")
     return quantize
 
 
@@ -48,20 +59,22 @@ def auto_dtype() -> torch.dtype:
 
 def prepare(model: nn.Module, quantize: str | None, device: torch.device) -> None:
     """Before loading: every bias-free linear layer whose weight no other module shares becomes an empty
-    Int8Linear that quantizes its rows as the loader streams them in (the bf16 matrices never take memory).
+    Int8Linear or Int4Linear that quantizes its rows as the loader streams them in (the bf16 matrices never
+    take memory).
 
     Baichuan2's NormHead lm_head gets its rows L2-normalised first. A weight tied to the embedding stays for
     accelerate, which quantizes it from the loaded embedding.
     """
-    if quantize != "int8":
+    if quantize not in QUANTIZED:
         return
     lib = kernels.load() if device.type == "cpu" else None
     normalized = model.lm_head if model.config.norm_head else None
     uses = _weight_uses(model)
     for parent, name, linear in list(_linears(model)):
         if uses[id(linear.weight)] == 1:
-            setattr(parent, name, Int8Linear(linear.out_features, linear.in_features, lib, device,
-                                             normalize_rows=linear is normalized))
+            kind = layer_type(quantize, linear is model.lm_head)
+            setattr(parent, name, kind(linear.out_features, linear.in_features, lib, device,
+                                       normalize_rows=linear is normalized))
 
 
 def accelerate(model: nn.Module, dtype: torch.dtype, device: torch.device, quantize: str | None = None,
@@ -89,7 +102,8 @@ def accelerate(model: nn.Module, dtype: torch.dtype, device: torch.device, quant
 
 def optimize_linears(model: nn.Module, dtype: torch.dtype, device: torch.device, quantize: str | None = None,
                      check_cancel=None) -> dict:
-    """Swap the bias-free nn.Linear layers for CpuLinear (bf16 or float32 on a CPU) or Int8Linear (quantize="int8").
+    """Swap the bias-free nn.Linear layers for CpuLinear (bf16 or float32 on a CPU), Int8Linear (quantize="int8")
+    or Int4Linear (quantize="int4").
 
     Layers are converted one at a time and each bf16 matrix is released as soon as its int8 copy exists,
     so quantizing never holds a second copy of the whole model (a tied lm_head gets its own int8 copy; the
@@ -103,8 +117,8 @@ def optimize_linears(model: nn.Module, dtype: torch.dtype, device: torch.device,
             if check_cancel is not None:
                 check_cancel()
             linear = getattr(parent, name)
-            if quantize == "int8":
-                new = Int8Linear.from_weight(linear.weight, lib)
+            if quantize in QUANTIZED:
+                new = layer_type(quantize, linear is getattr(model, "lm_head", None)).from_weight(linear.weight, lib)
             elif lib is not None and dtype in (torch.bfloat16, torch.float32):
                 new = CpuLinear(linear, lib, pack=uses[id(linear.weight)] == 1)  # a shared weight stays row-major
             else:

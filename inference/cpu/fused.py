@@ -3,7 +3,8 @@
 Step by step, a decode token costs ~15 small torch ops and a kernel call per layer, each with Python and
 OpenMP fork/join overhead; on a small model that is a fifth of the step. Here the embedding row, every
 layer and the logits run in one parallel region. It applies to bf16 and float32 models on the CPU whose
-linear layers are the C-kernel ones (CpuLinear, or Int8Linear for weight-only int8 in a bf16 model);
+linear layers are the C-kernel ones (CpuLinear, or Int8Linear / Int4Linear for weight-only int8 / int4 in a
+bf16 model);
 `FusedDecoder.wrap` returns None for anything else and the model keeps its step-by-step path. Prefill
 (several positions) and all-logits calls go to the wrapped model.
 """
@@ -17,6 +18,7 @@ import torch
 from torch import nn
 
 from . import kernels
+from .int4 import Int4Linear
 from .int8 import Int8Linear
 from .linear import CpuLinear
 
@@ -24,7 +26,8 @@ i64, f32, ptr = ctypes.c_int64, ctypes.c_float, ctypes.c_void_p
 
 
 class Matrix(ctypes.Structure):
-    _fields_ = [("weight", ptr), ("scales", ptr), ("rows", i64), ("cols", i64), ("packed", ctypes.c_int32)]
+    _fields_ = [("weight", ptr), ("scales", ptr), ("rows", i64), ("cols", i64), ("packed", ctypes.c_int32),
+                ("mins", ptr)]
 
 
 class Layer(ctypes.Structure):
@@ -38,7 +41,8 @@ class CModel(ctypes.Structure):
     _fields_ = [("layers", i64), ("hidden", i64), ("heads", i64), ("kv_heads", i64), ("head_dim", i64),
                 ("intermediate", i64), ("positions", i64), ("eps", f32), ("scale", f32), ("slopes", ptr),
                 ("rope_cos", ptr), ("rope_sin", ptr), ("embed", ptr), ("final_norm", ptr), ("lm_head", Matrix),
-                ("layer", ctypes.POINTER(Layer)), ("int8", ctypes.c_int32), ("f32", ctypes.c_int32)]
+                ("layer", ctypes.POINTER(Layer)), ("int8", ctypes.c_int32), ("f32", ctypes.c_int32),
+                ("int4", ctypes.c_int32)]
 
 
 def _matrix(linear, dtype: torch.dtype, keep: list) -> Matrix | None:
@@ -47,6 +51,10 @@ def _matrix(linear, dtype: torch.dtype, keep: list) -> Matrix | None:
         keep += [linear.qweight, linear.scales]
         return Matrix(linear.qweight.data_ptr(), linear.scales.data_ptr(), linear.out_features, linear.in_features,
                       int(linear.packed))
+    if isinstance(linear, Int4Linear) and linear.packed and dtype == torch.bfloat16:
+        keep += [linear.qweight, linear.scales, linear.mins]
+        return Matrix(linear.qweight.data_ptr(), linear.scales.data_ptr(), linear.out_features, linear.in_features,
+                      1, linear.mins.data_ptr())
     if isinstance(linear, CpuLinear) and _plain(dtype, linear.weight):
         keep.append(linear.weight)
         return Matrix(linear.weight.data_ptr(), None, linear.out_features, linear.in_features, int(linear.packed))
@@ -115,10 +123,11 @@ class FusedDecoder(nn.Module):
         slopes = None if decoder.alibi is None else decoder.alibi.float().contiguous()
         array = (Layer * len(layers))(*layers)
         int8 = any(isinstance(m, Int8Linear) for m in decoder.modules())
+        int4 = any(isinstance(m, Int4Linear) for m in decoder.modules())
         c_model = CModel(len(layers), cfg.hidden_size, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim,
                       cfg.intermediate_size, decoder.max_seq_len, backbone.norm.eps, 1.0 / math.sqrt(cfg.head_dim),
                       None if slopes is None else slopes.data_ptr(),
                       *(None if t is None else t.data_ptr() for t in rope), embed.data_ptr(), final_norm.data_ptr(),
-                      head, array, int(int8), int(dtype == torch.float32))
+                      head, array, int(int8), int(dtype == torch.float32), int(int4))
         keep += [array, slopes, embed, final_norm, *rope]
         return cls(decoder, lib, c_model, keep)

@@ -26,7 +26,7 @@ from ..env import get_env
 
 #: The C sources (inference/cpu/csrc), compiled together into one library.
 SOURCE_DIR = Path(__file__).resolve().parent / "csrc"
-SOURCE_FILES = ("common.h", "kernels.c", "decode_step.c", "prefill_attention.c", "packed.c")
+SOURCE_FILES = ("common.h", "int4.h", "kernels.c", "decode_step.c", "prefill_attention.c", "packed.c", "int4.c")
 
 #: gemv_int8 keeps int32 sums exact up to this many columns.
 MAX_INT8_K = 16384
@@ -99,6 +99,8 @@ def load():
             lib.decode_step.argtypes = [ptr, i64, i64, ptr]
             lib.attn_prefill.argtypes = [ptr, ptr, ptr, ptr, i64, i64, i64, i64, i64, i64, f32, ptr, ctypes.c_int]
             lib.dequantize_int8_bf16.argtypes = [ptr, ptr, ptr, i64, i64, ctypes.c_int]
+            lib.gemv_int4.argtypes = [ptr, ptr, ptr, ptr, ptr, i64, i64, i64, ctypes.c_int]
+            lib.dequantize_int4_bf16.argtypes = [ptr, ptr, ptr, ptr, i64, i64, i64]
             # Every other entry point returns an int (ctypes' default restype): a flag, or for those that
             # allocate scratch memory 0, or -1 when that failed (see checked()).
             if not lib.kernels_vectorised():
@@ -171,6 +173,22 @@ def dequantize_int8_bf16(lib, qweight: torch.Tensor, scales: torch.Tensor, packe
     out = torch.empty(qweight.shape, dtype=torch.bfloat16)
     checked(lib.dequantize_int8_bf16(qweight.data_ptr(), scales.data_ptr(), out.data_ptr(), *qweight.shape,
                                      int(packed)))
+    return out
+
+
+def gemv_int4(lib, layer, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """out[N] (bf16 or f32) = the packed int4 matrix of `layer` (inference.cpu.int4.Int4Linear) @ x[K] (bf16)."""
+    checked(lib.gemv_int4(layer.qweight.data_ptr(), layer.scales.data_ptr(), layer.mins.data_ptr(), x.data_ptr(),
+                          out.data_ptr(), layer.out_features, layer.in_features, layer.padded_in,
+                          int(out.dtype == torch.float32)))
+    return out
+
+
+def dequantize_int4_bf16(lib, layer) -> torch.Tensor:
+    """The packed int4 matrix of `layer` as row-major bf16 [N, K] (d * q + m, rounded once), in one pass."""
+    out = torch.empty(layer.out_features, layer.in_features, dtype=torch.bfloat16)
+    checked(lib.dequantize_int4_bf16(layer.qweight.data_ptr(), layer.scales.data_ptr(), layer.mins.data_ptr(),
+                                     out.data_ptr(), layer.out_features, layer.in_features, layer.padded_in))
     return out
 
 

@@ -3,13 +3,15 @@
    It computes what the torch model computes for one token, rounding to bf16 wherever a torch bf16 op
    stores its result (matrix outputs, RoPE products and sums, SiLU, the gated product, residual sums),
    so it agrees with the step-by-step path to within the order of float32 summation. */
-#include "common.h"
+#include "int4.h"
 
-typedef struct {              /* one weight matrix: rows in the model's dtype, or int8 rows with a float32 scale each */
+typedef struct {              /* one weight matrix: rows in the model's dtype, int8 rows with a float32 scale each, or
+                                 group-wise int4 (int4.h) */
     const void* weight;
-    const float* scales;      /* NULL unless int8 */
+    const void* scales;       /* NULL unless int8 (float32 per row) or int4 (fp16 per row and group) */
     int64_t rows, cols;
-    int32_t packed;           /* packed by tiles of 16 rows (tile_int8, tile_bf16) */
+    int32_t packed;           /* packed by tiles of 16 rows (tile_int8, tile_bf16, tile_int4) */
+    const uint16_t* mins;     /* int4 only (fp16 per row and group); NULL otherwise */
 } Matrix;
 
 /* Below, "act" tensors (norm weights, caches, RoPE tables, embedding, activations) hold bf16, or float32 in a
@@ -34,6 +36,7 @@ typedef struct {
     const Layer* layer;
     int32_t int8;             /* 1 when some matrix is int8 (bf16 models only): inputs then also get an int16 copy */
     int32_t f32;              /* 1 for a float32 model */
+    int32_t int4;             /* 1 when some matrix is int4 (bf16 models only): inputs then also get a grouped int8 copy */
 } Model;
 
 typedef struct {              /* a vector about to be multiplied, and its float32 or int16 copies */
@@ -42,6 +45,9 @@ typedef struct {              /* a vector about to be multiplied, and its float3
     int16_t* xq;
     float xs;
     int f32;                  /* x is float32 (xf then equals it) */
+    int8_t* xq4;              /* int4 matrices' copy: int8 per group of INT4_GROUP, its scales and scaled sums */
+    float* xs4;
+    float* xsum4;
 } Input;
 
 static void prepare(Input* in, const void* x, int64_t n, const Model* m) {
@@ -49,11 +55,16 @@ static void prepare(Input* in, const void* x, int64_t n, const Model* m) {
     in->f32 = m->f32;
     for (int64_t k = 0; k < n; k++) in->xf[k] = load(x, k, m->f32);
     if (m->int8) in->xs = quantize_activation((const uint16_t*)x, n, in->xq);
+    if (m->int4) {
+        int64_t kp = (n + INT4_GROUP - 1) / INT4_GROUP * INT4_GROUP;
+        quantize_groups((const uint16_t*)x, n, kp, in->xq4, in->xs4, in->xsum4);
+    }
 }
 
 static inline float row_dot(const Matrix* m, int64_t n, const Input* in) {
-    if (m->scales)
-        return (float)dot_int8((const int8_t*)m->weight + n * m->cols, in->xq, m->cols) * in->xs * m->scales[n];
+    if (m->scales)  /* int8 (int4 matrices are always packed) */
+        return (float)dot_int8((const int8_t*)m->weight + n * m->cols, in->xq, m->cols) * in->xs
+               * ((const float*)m->scales)[n];
     if (in->f32)
         return dot_f32((const float*)m->weight + n * m->cols, in->xf, m->cols);
     return dot_bf16((const uint16_t*)m->weight + n * m->cols, (const uint16_t*)in->x, in->xf, m->cols);
@@ -62,10 +73,16 @@ static inline float row_dot(const Matrix* m, int64_t n, const Input* in) {
 /* v[l] = the product of row 16t + l with the input, for the rows of tile t that exist; returns how many. */
 static inline int64_t tile_dot(const Matrix* m, int64_t t, const Input* in, float* v) {
     int64_t n0 = t * TILE, count = m->rows - n0 < TILE ? m->rows - n0 : TILE;
-    if (m->packed && m->scales) {
+    if (m->mins) {
+        float sums[TILE];
+        int64_t kp = (m->cols + INT4_GROUP - 1) / INT4_GROUP * INT4_GROUP;
+        tile_int4((const uint8_t*)m->weight, (const uint16_t*)m->scales, m->mins, t, kp, in->xq4, in->xs4, in->xsum4,
+                  sums);
+        for (int64_t l = 0; l < count; l++) v[l] = sums[l];
+    } else if (m->packed && m->scales) {
         int32_t sums[TILE];
         tile_int8((const int8_t*)m->weight, t, m->cols, in->xq, sums);
-        for (int64_t l = 0; l < count; l++) v[l] = (float)sums[l] * in->xs * m->scales[n0 + l];
+        for (int64_t l = 0; l < count; l++) v[l] = (float)sums[l] * in->xs * ((const float*)m->scales)[n0 + l];
     } else if (m->packed) {  /* bf16 */
         tile_bf16((const uint16_t*)m->weight, t, m->cols, (const uint16_t*)in->x, v);
     } else {
@@ -109,9 +126,13 @@ int decode_step(const Model* m, int64_t token, int64_t pos, float* logits) {
     char* qkv = (char*)malloc((size_t)(row * (H + 2 * KVH)));
     char* attn = (char*)malloc((size_t)(row * H));
     char* gated = (char*)malloc((size_t)(elt * inter));
+    const int64_t widest_groups = (widest + INT4_GROUP - 1) / INT4_GROUP;
     Input in = {NULL, (float*)malloc(sizeof(float) * (size_t)(widest + 16)),
-                (int16_t*)malloc(sizeof(int16_t) * (size_t)(widest + 64)), 1.0f, f32};
-    int failed = !x || !normed || !qkv || !attn || !gated || !in.xf || !in.xq;
+                (int16_t*)malloc(sizeof(int16_t) * (size_t)(widest + 64)), 1.0f, f32,
+                (int8_t*)malloc((size_t)(widest_groups * INT4_GROUP + 64)),
+                (float*)malloc(sizeof(float) * (size_t)(widest_groups + 1)),
+                (float*)malloc(sizeof(float) * (size_t)(widest_groups + 1))};
+    int failed = !x || !normed || !qkv || !attn || !gated || !in.xf || !in.xq || !in.xq4 || !in.xs4 || !in.xsum4;
     if (!failed) memcpy(x, element(m->embed, token * hidden, f32), (size_t)(elt * hidden));
     #pragma omp parallel if (!failed)
     {
@@ -172,6 +193,6 @@ int decode_step(const Model* m, int64_t token, int64_t pos, float* logits) {
         }
         head_scratch_free(&t);
     }
-    free(x); free(normed); free(qkv); free(attn); free(gated); free(in.xf); free(in.xq);
+    free(x); free(normed); free(qkv); free(attn); free(gated); free(in.xf); free(in.xq); free(in.xq4); free(in.xs4); free(in.xsum4);
     return failed ? -1 : 0;
 }

@@ -1,0 +1,124 @@
+/* Group-wise 4-bit weights (inference/cpu/int4.py): the packed layout, the activation copy they multiply,
+   and the 16-row tile product shared by gemv_int4 (int4.c) and the fused decode step (decode_step.c).
+
+   A weight is w = d * q + m, q in 0..15, with one fp16 scale d and one fp16 minimum m per row and group of
+   INT4_GROUP columns (K padded with zero nibbles to Kp, a multiple of the group; rows padded to whole tiles).
+   Packed by 16-row tiles and groups: tile t, group g is QUADS = INT4_GROUP / 8 vectors of 64 bytes; byte
+   [j][l][c] of it holds row 16t + l, column g * INT4_GROUP + 4j + c in its low nibble and column
+   g * INT4_GROUP + INT4_GROUP / 2 + 4j + c in its high nibble. The
+   scales and minimums are [tiles][groups][16] fp16, so one 32-byte load gives a group's 16 rows.
+   The product quantizes the activation to int8 per group (x ~ xs[g] * xq, as llama.cpp's Q8_0 does per 32) and sums q * xq with vpdpbusd (u8 x s8, exact int32): per row and group
+   sum_k w x = d * xs[g] * sum q xq + m * xsum[g], xsum[g] = xs[g] * sum xq. */
+#ifndef INT4_H
+#define INT4_H
+#include "common.h"
+
+#define INT4_GROUP 32
+#define QUADS (INT4_GROUP / 8)   /* 64-byte vectors per tile and group */
+/* Bumped whenever the packed layout or the quantization changes (quantized caches are keyed on it). */
+#define INT4_LAYOUT_VERSION 2
+
+static inline float half_to_f32(uint16_t h) {
+#if defined(__F16C__)
+    return _cvtsh_ss(h);
+#else
+    uint32_t sign = (uint32_t)(h & 0x8000) << 16, exp = (h >> 10) & 0x1f, man = h & 0x3ff, u;
+    if (exp == 0) {  /* zero or subnormal */
+        float f = (float)man * (1.0f / 16777216.0f);
+        return sign ? -f : f;
+    }
+    u = exp == 31 ? sign | 0x7f800000u | (man << 13) : sign | ((exp + 112) << 23) | (man << 13);
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+#endif
+}
+
+/* x (K bf16 values) as int8 per group of INT4_GROUP, zero-padded to Kp: xq[k] = round(x[k] / xs[g]),
+   xs[g] = max|x in g| / 127, xsum[g] = xs[g] * sum of the group's xq. */
+static inline void quantize_groups(const uint16_t* x, int64_t K, int64_t Kp, int8_t* xq, float* xs, float* xsum) {
+    for (int64_t g = 0; g * INT4_GROUP < Kp; g++) {
+        int64_t k0 = g * INT4_GROUP, k1 = k0 + INT4_GROUP < K ? k0 + INT4_GROUP : K;
+        float amax = 0.0f;
+        for (int64_t k = k0; k < k1; k++) { float v = fabsf(bf16_to_f32(x[k])); amax = v > amax ? v : amax; }
+        float s = amax > 0.0f ? amax / 127.0f : 1.0f, inv = 1.0f / s;
+        int32_t sum = 0;
+        for (int64_t k = k0; k < k0 + INT4_GROUP; k++) {
+            int32_t v = k < k1 ? (int32_t)lrintf(bf16_to_f32(x[k]) * inv) : 0;
+            v = v > 127 ? 127 : v < -127 ? -127 : v;
+            xq[k] = (int8_t)v;
+            sum += v;
+        }
+        xs[g] = s;
+        xsum[g] = s * (float)sum;
+    }
+}
+
+/* The float32 sums of packed int4 tile t's 16 rows with the grouped int8 activation (Kp columns). */
+static inline void tile_int4(const uint8_t* Q, const uint16_t* D, const uint16_t* M, int64_t t, int64_t Kp,
+                             const int8_t* xq, const float* xs, const float* xsum, float* out) {
+    const int64_t groups = Kp / INT4_GROUP;
+    const uint8_t* w = Q + t * TILE * (Kp / 2);
+    const uint16_t* d = D + t * groups * TILE;
+    const uint16_t* m = M + t * groups * TILE;
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+    const __m512i low = _mm512_set1_epi8(0x0F);
+    __m512 acc = _mm512_setzero_ps(), accm = acc;
+    for (int64_t g = 0; g < groups; g++) {
+        const uint8_t* wg = w + g * (TILE * INT4_GROUP / 2);
+        const int32_t* xg = (const int32_t*)(xq + g * INT4_GROUP);  /* 2 * QUADS quads of int8 */
+        __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0;
+        for (int j = 0; j < QUADS; j += 2) {
+            __m512i v0 = _mm512_loadu_si512(wg + 64 * j), v1 = _mm512_loadu_si512(wg + 64 * (j + 1));
+            s0 = _mm512_dpbusd_epi32(s0, _mm512_and_si512(v0, low), _mm512_set1_epi32(xg[j]));
+            s1 = _mm512_dpbusd_epi32(s1, _mm512_and_si512(_mm512_srli_epi16(v0, 4), low), _mm512_set1_epi32(xg[j + QUADS]));
+            s2 = _mm512_dpbusd_epi32(s2, _mm512_and_si512(v1, low), _mm512_set1_epi32(xg[j + 1]));
+            s3 = _mm512_dpbusd_epi32(s3, _mm512_and_si512(_mm512_srli_epi16(v1, 4), low), _mm512_set1_epi32(xg[j + QUADS + 1]));
+        }
+        __m512i s = _mm512_add_epi32(_mm512_add_epi32(s0, s1), _mm512_add_epi32(s2, s3));
+        __m512 dv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(d + g * TILE)));
+        __m512 mv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(m + g * TILE)));
+        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dv, _mm512_set1_ps(xs[g])), acc);
+        accm = _mm512_fmadd_ps(mv, _mm512_set1_ps(xsum[g]), accm);
+    }
+    _mm512_storeu_ps(out, _mm512_add_ps(acc, accm));
+#elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
+    const __m256i low = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
+    for (int half = 0; half < 2; half++) {  /* rows 0-7, then 8-15: the two 32-byte halves of each vector */
+        __m256 acc = _mm256_setzero_ps(), accm = acc;
+        for (int64_t g = 0; g < groups; g++) {
+            const uint8_t* wg = w + g * (TILE * INT4_GROUP / 2) + 32 * half;
+            const int32_t* xg = (const int32_t*)(xq + g * INT4_GROUP);
+            __m256i s = _mm256_setzero_si256();
+            for (int j = 0; j < QUADS; j++) {
+                __m256i v = _mm256_loadu_si256((const __m256i*)(wg + 64 * j));
+                __m256i lo = _mm256_maddubs_epi16(_mm256_and_si256(v, low), _mm256_set1_epi32(xg[j]));
+                __m256i hi = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(v, 4), low),
+                                                  _mm256_set1_epi32(xg[j + QUADS]));
+                s = _mm256_add_epi32(s, _mm256_madd_epi16(_mm256_add_epi16(lo, hi), ones));  /* |lo+hi| <= 7620 */
+            }
+            __m256 dv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(d + g * TILE + 8 * half)));
+            __m256 mv = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)(m + g * TILE + 8 * half)));
+            acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(s), _mm256_mul_ps(dv, _mm256_set1_ps(xs[g])), acc);
+            accm = _mm256_fmadd_ps(mv, _mm256_set1_ps(xsum[g]), accm);
+        }
+        _mm256_storeu_ps(out + 8 * half, _mm256_add_ps(acc, accm));
+    }
+#else
+    for (int l = 0; l < TILE; l++) out[l] = 0.0f;
+    for (int64_t g = 0; g < groups; g++) {
+        const uint8_t* wg = w + g * (TILE * INT4_GROUP / 2);
+        const int8_t* xg = xq + g * INT4_GROUP;
+        for (int l = 0; l < TILE; l++) {
+            int32_t s = 0;
+            for (int j = 0; j < QUADS; j++)
+                for (int c = 0; c < 4; c++) {
+                    uint8_t b = wg[(j * TILE + l) * 4 + c];
+                    s += (int32_t)(b & 15) * xg[4 * j + c] + (int32_t)(b >> 4) * xg[INT4_GROUP / 2 + 4 * j + c];
+                }
+            out[l] += half_to_f32(d[g * TILE + l]) * xs[g] * (float)s + half_to_f32(m[g * TILE + l]) * xsum[g];
+        }
+    }
+#endif
+}
+#endif
