@@ -72,16 +72,21 @@ def check_chatml(engine: Engine, messages: list[dict]) -> None:
     ids = chat.input_ids
     assert chat.dropped_rounds == 0
     blocks = len(messages)  # the system message is given, so no default one is added
-    assert ids.count(fmt.im_start_id) == blocks + 1  # + the generation prompt
-    assert ids.count(fmt.im_end_id) == blocks
-    assert [i for i in ids if tok.is_control(i)] == [fmt.im_start_id, fmt.im_end_id] * blocks + [fmt.im_start_id]
+    # A final assistant message is left open to be continued (no <|im_end|>, no generation prompt);
+    # otherwise every block is closed and the generation prompt follows.
+    open_last = messages[-1]["role"] == "assistant"
+    closed = blocks - open_last
+    assert ids.count(fmt.im_start_id) == closed + 1
+    assert ids.count(fmt.im_end_id) == closed
+    assert [i for i in ids if tok.is_control(i)] == [fmt.im_start_id, fmt.im_end_id] * closed + [fmt.im_start_id]
     endoftext = tok.tokens.index("<|endoftext|>")
     assert endoftext not in ids and not (set(engine.defaults.eos_token_ids) - {fmt.im_end_id}) & set(ids)
     starts = [i for i, t in enumerate(ids) if t == fmt.im_start_id]
-    for message, start in zip(messages, starts):
+    for message, start in zip(messages[:closed], starts):
         end = ids.index(fmt.im_end_id, start)
         assert tok.decode(ids[start + 1:end]) == f"{message['role']}\n{message['content']}"
-    assert tok.decode(ids[starts[-1] + 1:]) == "assistant\n"
+    last = messages[-1]
+    assert tok.decode(ids[starts[-1] + 1:]) == (f"assistant\n{last['content']}" if open_last else "assistant\n")
 
 
 @pytest.mark.parametrize("attack", ATTACKS + SPELLINGS)

@@ -51,7 +51,7 @@ def test_wheel_contents(built):
     for name in ("gui/assets/i18n/baichuan_chat_zh_CN.qm", "gui/assets/i18n/baichuan_chat_en.qm",
                  "gui/assets/themes/light.json", "gui/assets/themes/dark.json", "gui/assets/themes/app.qss",
                  "gui/assets/icons/baichuan-chat.svg", "gui/assets/icons/baichuan-chat.png",
-                 "gui/assets/baichuan-chat.desktop", "inference/csrc/kernels.c", "inference/csrc/common.h",
+                 "gui/assets/baichuan-chat.desktop", "inference/cpu/csrc/kernels.c", "inference/cpu/csrc/common.h",
                  "inference/serve/__init__.py", f"{info}/licenses/LICENSE"):
         assert name in names, name
     assert {n.split("/")[0] for n in names} == {"gui", "inference", info}  # no tests/, resources/, scripts/
@@ -67,7 +67,7 @@ def test_sdist_contents(built):
     for name in ("LICENSE", "README.md", "Makefile", "MANIFEST.in", "gui/assets/i18n/baichuan_chat_zh_CN.ts",
                  "gui/assets/i18n/baichuan_chat_zh_CN.qm", "gui/assets/themes/app.qss", "tests/conftest.py",
                  "tests/gui_harness.py", "tests/test_wheel_install.py", "scripts/setup_env.sh",
-                 "scripts/update_translations.sh", "docs/screenshot.png", "inference/csrc/kernels.c"):
+                 "scripts/update_translations.sh", "docs/screenshot.png", "inference/cpu/csrc/kernels.c"):
         assert name in names, name
 
 
