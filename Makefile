@@ -16,7 +16,7 @@ cli:
 
 bench:
 	@scripts/setup_env.sh --test
-	.venv/bin/python -m inference bench $(ARGS)
+	.venv/bin/python -m bench $(ARGS)
 
 # Optional: llama-cpp-python built for this CPU, for the benchmark's llama.cpp rows (docs/BENCHMARKS.md).
 llamacpp:

@@ -93,8 +93,8 @@ def memory_fits(config_dict: dict, available: int | None) -> dict:
     """label -> (bytes a CPU load at the model's MAX_SEQ_LEN needs, whether that fits in `available`)."""
     import torch
 
-    from inference.config import parse_model_config
-    from inference.memory_plan import HEADROOM, MemoryPlan
+    from inference.modeling.config import parse_model_config
+    from inference.modeling.memory_plan import HEADROOM, MemoryPlan
 
     config = parse_model_config(config_dict)
     result = {}
@@ -109,7 +109,7 @@ def memory_fits(config_dict: dict, available: int | None) -> dict:
 def describe(path: Path, source: str, name: str, available: int | None) -> FoundModel | None:
     """A FoundModel for a folder; None when it is not a Baichuan folder (a recent one that is gone is kept, with
     its problem, so the user sees why it is not offered)."""
-    from inference.config import read_json
+    from inference.modeling.config import read_json
     from inference.errors import ModelFolderError
 
     found = FoundModel(str(path), source, name)

@@ -39,7 +39,7 @@ class RemoteCounter:
         self.max_seq_len_known = isinstance(engine.max_seq_len, int)
         if tokenizer_dir:
             try:
-                from inference.config import load_folder_config
+                from inference.modeling.config import load_folder_config
 
                 config, self._defaults = load_folder_config(Path(tokenizer_dir))
                 if not self.max_seq_len_known:
@@ -53,8 +53,8 @@ class RemoteCounter:
         """The folder's Baichuan2 chat rule (None when no folder matches or it cannot be read)."""
         if self.tokenizer_dir and self._format is None:
             try:
-                from inference.chat_format import Baichuan2ChatFormat
-                from inference.tokenizer import SentencePieceTokenizer
+                from inference.text.chat_format import Baichuan2ChatFormat
+                from inference.text.tokenizer import SentencePieceTokenizer
 
                 self._tokenizer = SentencePieceTokenizer(Path(self.tokenizer_dir) / "tokenizer.model")
                 self._format = Baichuan2ChatFormat(self._tokenizer, self._defaults.user_token_id,

@@ -1,4 +1,4 @@
 """`python -m inference`: the command-line interface (seed chat flow, generate, encode, bench)."""
-from .cli import main
+from .cli.main import main
 
 raise SystemExit(main())

@@ -59,7 +59,7 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
 def cpu_auto_dtype() -> torch.dtype:
     """bfloat16 on the CPU: it halves the bytes each decoded token reads, which sets decode speed.
 
-    Measured with `python -m inference bench` (AMD EPYC Zen 4, 2 cores, AVX-512-BF16; docs/BENCHMARKS.md):
+    Measured with `python -m bench` (AMD EPYC Zen 4, 2 cores, AVX-512-BF16; docs/BENCHMARKS.md):
     bf16 decodes ~4x faster than float32 (59 vs 15 tok/s, 512 in / 64 out) and prefills ~2x faster
     (1316 vs 672 tok/s); on the demo model 55 vs 15 tok/s. On CPUs without native bf16 dot products prefill
     is slower than float32, but decode, what a chat waits on, still reads half the bytes.

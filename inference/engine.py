@@ -10,15 +10,15 @@ from typing import Callable, Iterator, Sequence
 
 import torch
 
-from .config import GenerationDefaults, ModelConfig
-from .detokenizer import IncrementalDetokenizer
+from .modeling.config import GenerationDefaults, ModelConfig
+from .text.detokenizer import IncrementalDetokenizer
 from . import cpu, npu, parallel
 from .device import dtype_name, resolve_device, resolve_dtype, synchronizer
 from .errors import DeviceError, InputError, ModelOutputError
 from .events import ChatStarted, FinishEvent, TokenEvent
 from .fair_lock import FairLock
-from .memory_plan import MemoryPlan
-from .model import CausalLM
+from .modeling.memory_plan import MemoryPlan
+from .modeling.model import CausalLM
 from .sampling import Sampler, SamplingParams
 from .torch_guard import is_out_of_memory
 
@@ -71,7 +71,7 @@ class Engine:
 
         quantize="int8" stores every linear layer (lm_head included) as weight-only int8 with one scale per
         output row (decode reads half the bytes of bf16); quantize="int4" as group-wise 4-bit (inference.cpu.int4,
-        0.28 of bf16's bytes); None keeps the dtype's weights. On a CPU, bf16
+        0.31 of bf16's bytes; lm_head int8); None keeps the dtype's weights. On a CPU, bf16
         models also get the C matrix-vector and decode-attention kernels of inference.cpu. On an Ascend NPU
         the model gets inference.npu's fused ops and NZ weights; npu_ops stands in for torch_npu (tests).
 
@@ -90,7 +90,7 @@ class Engine:
                                         progress=progress, cancel=cancel, quantize=quantize,
                                         before_allocate=before_allocate, npu_ops=npu_ops,
                                         tensor_parallel=tensor_parallel)
-        from .loader import load_demo_parts, load_folder_parts
+        from .modeling.loader import load_demo_parts, load_folder_parts
 
         started = time.perf_counter()
         report = progress or (lambda fraction, message: None)

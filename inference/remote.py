@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from .config import GenerationDefaults
+from .modeling.config import GenerationDefaults
 from .events import ChatStarted, FinishEvent, TokenEvent
 from .errors import UserError
 

@@ -8,7 +8,7 @@ from typing import Iterable
 
 import torch
 
-from .config import GenerationDefaults
+from .modeling.config import GenerationDefaults
 from .errors import InputError
 
 _MAX_SEED = 2**64 - 1

@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{rows[-1]['subject']:>18}: perplexity {rows[-1]['ppl']:.4f}", flush=True)
         del engine
     if args.llamacpp and args.model is None:
-        from inference.gguf_model import find_demo_gguf
+        from inference.modeling.gguf_model import find_demo_gguf
 
         source = find_demo_gguf()
         out_dir = Path(torch.hub.get_dir()).parent / "baichuan-chat-perplexity"

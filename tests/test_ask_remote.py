@@ -107,7 +107,7 @@ def test_ask_remote_against_llama_cpp_server(tmp_path):
         import llama_cpp.server.app  # noqa: F401
     except ImportError as exc:
         pytest.skip(f"llama_cpp.server is not importable ({exc}); pip install 'llama-cpp-python[server]' deps")
-    from inference.gguf_model import find_demo_gguf
+    from inference.modeling.gguf_model import find_demo_gguf
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -1,4 +1,4 @@
-"""Smoke test of `python -m inference bench` on a toy model, and of the pieces that make its comparison fair.
+"""Smoke test of `python -m bench` on a toy model, and of the pieces that make its comparison fair.
 
 No timing assertions: only that every code path runs and the subjects compute the same model.
 """
@@ -9,10 +9,10 @@ import json
 import pytest
 import torch
 
-from inference import bench, bench_model, bench_report
-from inference.bench_model import Shape
+from bench import model as bench_model, report as bench_report, run as bench
+from bench.model import Shape
 from inference.engine import Engine
-from inference.tokenizer import SentencePieceTokenizer
+from inference.text.tokenizer import SentencePieceTokenizer
 
 TINY = Shape(hidden_size=64, num_layers=2, num_heads=4, intermediate_size=128, vocab_size=1200,
              model_max_length=256)

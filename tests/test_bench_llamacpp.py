@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from inference import bench_model, bench_worker
-from inference.bench_model import Shape
+from bench import model as bench_model, worker as bench_worker
+from bench.model import Shape
 from inference.engine import Engine
 
 try:
@@ -48,7 +48,7 @@ def test_gguf_gives_our_logits(folder, tmp_path, kind, tolerance):
 
 
 def test_gguf_vocabulary_tokenizes_as_ours(folder, tmp_path):
-    from inference.tokenizer import SentencePieceTokenizer
+    from inference.text.tokenizer import SentencePieceTokenizer
 
     llm = _llama(bench_model.write_gguf(folder, tmp_path / "m.gguf", "Q8_0"), vocab_only=True)
     ours = SentencePieceTokenizer(folder / "tokenizer.model")

@@ -7,10 +7,10 @@ import re
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from inference.chat_format import SMOLLM2_DEFAULT_SYSTEM, Baichuan2ChatFormat, ChatInput, ChatMLFormat
+from inference.text.chat_format import SMOLLM2_DEFAULT_SYSTEM, Baichuan2ChatFormat, ChatInput, ChatMLFormat
 from inference.errors import InputError
-from inference.fixtures_tokenizer import train_tokenizer_model
-from inference.tokenizer import SentencePieceTokenizer
+from testkit.tokenizer_model import train_tokenizer_model
+from inference.text.tokenizer import SentencePieceTokenizer
 
 USER, ASSISTANT = 195, 196
 IM_START, IM_END = 195, 196  # fake marker ids: ChatMLFormat only needs the Tokenizer protocol

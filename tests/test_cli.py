@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from inference.engine import Engine
-from inference.fixtures import write_model_folder
+from testkit.fixtures import write_model_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 

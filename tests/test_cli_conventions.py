@@ -12,12 +12,12 @@ import pytest
 
 from inference import install_route
 from inference.cpu import kernels as cpu_kernels
-from inference.cli import build_parser, main
+from inference.cli.main import build_parser, main
 from inference.engine import Engine
 from inference.env import VARIABLES, get_env
 from inference.errors import ModelFolderError
-from inference.fixtures import write_model_folder
-from inference.gguf_model import find_demo_gguf
+from testkit.fixtures import write_model_folder
+from inference.modeling.gguf_model import find_demo_gguf
 from inference.version import __version__
 
 ROOT = Path(__file__).resolve().parents[1]

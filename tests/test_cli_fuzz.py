@@ -15,9 +15,9 @@ from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis.control import currently_in_test_context
 from hypothesis import strategies as st
 
-from inference import cli
+from inference.cli import main as cli
 from inference.engine import Engine
-from inference.fixtures import write_model_folder
+from testkit.fixtures import write_model_folder
 
 ROOT = Path(__file__).resolve().parents[1]
 MAX_SEQ_LEN = 64

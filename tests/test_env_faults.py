@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from inference import cli
-from inference.fixtures import write_model_folder
+from inference.cli import main as cli
+from testkit.fixtures import write_model_folder
 from inference.torch_guard import CANN_ADVICE
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -116,7 +116,7 @@ def test_autoload_off_runs_on_the_cpu_and_npu_request_is_one_line(broken_npu, fo
     messages.write_text('[{"role": "user", "content": "hi"}]')
     script = textwrap.dedent(f"""
         import contextlib, io, json
-        from inference.cli import main
+        from inference.cli.main import main
         out = []
         for argv in (["encode", "--model", {str(folder)!r}, "--messages", {str(messages)!r}, "--max-new-tokens",
                       "2", "--json"],
@@ -164,7 +164,7 @@ def test_cpu_allocator_failure_counts_as_out_of_memory():
 OOM_SCRIPT = '''
 import contextlib, io, json, resource, sys
 import torch
-from inference import cli
+from inference.cli import main as cli
 from inference.engine import Engine
 
 big_folder, alibi_folder, headroom = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -234,7 +234,7 @@ def test_stdout_without_unicode_gets_escapes_not_a_traceback(folder):
     """E.g. PYTHONIOENCODING=ascii or a legacy console code page: the answer's Chinese cannot be printed."""
     script = textwrap.dedent(f"""
         import torch
-        from inference.cli import main
+        from inference.cli.main import main
         from inference.engine import Engine
         engine = Engine.load({str(folder)!r}, device="cpu", dtype="float32")
         greedy = engine.default_sampling(do_sample=False, repetition_penalty=1.0)

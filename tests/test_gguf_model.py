@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from inference.errors import ModelFolderError
-from inference.gguf_model import DEMO_ENV, find_demo_gguf, load_gguf, read_tensors, unpermute_rows
+from inference.modeling.gguf_model import DEMO_ENV, find_demo_gguf, load_gguf, read_tensors, unpermute_rows
 
 QUESTION = "What is the capital of France?"
 ANSWER = "The capital of France is Paris."
@@ -156,7 +156,7 @@ def _write_tiny_gguf(path, arch="llama", drop=None):
     import gguf
     import numpy as np
 
-    from inference.gguf_tokenizer import byte_to_unicode
+    from inference.text.gguf_tokenizer import byte_to_unicode
 
     hidden, heads, kv_heads, ffn = 8, 2, 1, 16
     tokens = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"] + list(byte_to_unicode().values()) + ["he", "ll"]

@@ -19,7 +19,7 @@ B2_DEFAULTS = {"do_sample": False, "temperature": 0.77, "top_k": 3, "top_p": 0.5
 @pytest.fixture(scope="module")
 def b2_model(tmp_path_factory):
     """A small Baichuan2-format folder whose generation_config.json differs from Baichuan2's defaults."""
-    from inference.fixtures import write_model_folder
+    from testkit.fixtures import write_model_folder
 
     folder = write_model_folder(tmp_path_factory.mktemp("b2") / "model", model_max_length=256)
     config = json.loads((folder / "generation_config.json").read_text())

@@ -133,7 +133,7 @@ def test_budget_counts_with_the_local_tokenizer_of_a_folder_named_like_the_serve
     from gui.remote_budget import RemoteCounter
     from gui.remote_state import tokenizer_folder
     from inference.engine import Engine
-    from inference.fixtures import write_model_folder
+    from testkit.fixtures import write_model_folder
     from inference.remote import RemoteEngine
 
     folder = str(write_model_folder(tmp_path / "Baichuan2-7B-Chat", model_max_length=128))

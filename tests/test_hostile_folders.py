@@ -17,7 +17,7 @@ import torch
 
 from inference.engine import Engine
 from inference.errors import ModelFolderError
-from inference.fixtures import TRAP_MODULES, executed_markers, random_weights, write_model_folder, write_weights
+from testkit.fixtures import TRAP_MODULES, executed_markers, random_weights, write_model_folder, write_weights
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = dict(hidden_size=32, intermediate_size=48, num_layers=1, model_max_length=64)

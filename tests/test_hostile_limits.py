@@ -16,12 +16,12 @@ from typing import Callable
 import pytest
 import torch
 
-from inference import weight_copy
-from inference.config import parse_model_config
+from inference.modeling import weight_copy
+from inference.modeling.config import parse_model_config
 from inference.engine import Cancelled, Engine
 from inference.errors import DeviceError, ModelOutputError, UserError
-from inference.fixtures import write_model_folder
-from inference.memory_plan import MemoryPlan
+from testkit.fixtures import write_model_folder
+from inference.modeling.memory_plan import MemoryPlan
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = dict(hidden_size=32, intermediate_size=48, num_layers=1, model_max_length=64)

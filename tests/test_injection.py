@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 
 from inference.engine import Engine
 from inference.errors import ModelFolderError
-from inference.fixtures import write_model_folder
+from testkit.fixtures import write_model_folder
 
 #: Spellings of control tokens of both models, alone and combined into would-be role switches.
 SPELLINGS = [

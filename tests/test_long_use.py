@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from inference.engine import Engine, FinishEvent
-from inference.fixtures import write_model_folder
+from testkit.fixtures import write_model_folder
 
 MAX_SEQ_LEN = 256
 MAX_NEW = 24

@@ -12,7 +12,7 @@ import pytest
 from gui import model_dialog
 from gui.model_finder import LOAD_KINDS, add_recent, find_models, format_size, hub_dir, memory_fits
 from gui_harness import run_async, wait_until
-from inference.fixtures import TRAP_MARKER_PREFIX, write_model_folder
+from testkit.fixtures import TRAP_MARKER_PREFIX, write_model_folder
 
 SEVEN_B = {"hidden_size": 4096, "num_hidden_layers": 32, "num_attention_heads": 32, "intermediate_size": 11008,
            "vocab_size": 125696, "model_max_length": 4096}

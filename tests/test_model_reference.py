@@ -12,7 +12,7 @@ from safetensors.torch import load_file
 
 from inference.cpu import kernels as cpu_kernels
 from inference.engine import Engine
-from inference.fixtures import WEIGHT_FORMATS, write_model_folder
+from testkit.fixtures import WEIGHT_FORMATS, write_model_folder
 
 ATOL = 1e-4
 
@@ -173,7 +173,7 @@ def alibi_slopes_closed_form(n: int) -> list[float]:
 
 
 def test_alibi_slopes_match_published_values():
-    from inference.model import alibi_slopes
+    from inference.modeling.model import alibi_slopes
 
     slopes_40 = alibi_slopes_closed_form(40)  # Baichuan2-13B's head count
     assert slopes_40[0] == 2 ** -0.25 and slopes_40[31] == 2 ** -8

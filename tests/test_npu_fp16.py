@@ -18,7 +18,7 @@ import torch
 from safetensors.torch import load_file
 
 from inference.engine import Engine
-from inference.fixtures import write_model_folder, write_weights
+from testkit.fixtures import write_model_folder, write_weights
 from inference.npu.probe import FP16_MAX, RangeProbe, compare
 from npu_standin import StandIn
 

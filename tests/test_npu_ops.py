@@ -7,8 +7,8 @@ import torch.nn.functional as F
 
 from inference import cpu
 from inference.engine import Engine
-from inference.fixtures import write_model_folder
-from inference.model import Positions, RMSNorm
+from testkit.fixtures import write_model_folder
+from inference.modeling.model import Positions, RMSNorm
 from inference.npu.modules import prefill_mask
 from npu_standin import OpCounter, StandIn
 

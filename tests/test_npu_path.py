@@ -9,10 +9,10 @@ from __future__ import annotations
 import pytest
 import torch
 
-from inference import weight_copy
+from inference.modeling import weight_copy
 from inference.engine import Engine
 from inference.errors import DeviceError
-from inference.fixtures import write_model_folder
+from testkit.fixtures import write_model_folder
 from inference.npu.format import ACL_FORMAT_FRACTAL_NZ
 from inference.npu.modules import AlibiAttend, FusedAttend, NpuRMSNorm
 from inference.npu.runtime import GRAPH_ENV

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from inference.engine import Engine
-from inference.fixtures import write_model_folder
+from testkit.fixtures import write_model_folder
 
 IDS = [195, 31, 47, 59, 61, 67, 71, 73, 79, 83, 196]
 TOLERANCE = 2e-5

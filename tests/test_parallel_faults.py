@@ -14,7 +14,7 @@ import torch.distributed as dist
 
 from inference.engine import Engine
 from inference.errors import DeviceError, InputError
-from inference.fixtures import write_model_folder
+from testkit.fixtures import write_model_folder
 from inference.parallel.backend import device_count
 
 IDS = [195, 31, 47, 59, 196]

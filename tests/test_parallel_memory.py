@@ -12,9 +12,9 @@ import math
 import subprocess
 import sys
 
-from inference.config import load_folder_config
-from inference.fixtures import write_model_folder
-from inference.weights import expected_shapes
+from inference.modeling.config import load_folder_config
+from testkit.fixtures import write_model_folder
+from inference.modeling.weights import expected_shapes
 
 SCRIPT = r"""
 import json, sys

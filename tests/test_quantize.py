@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from inference.cpu import kernels as cpu_kernels
 from inference.engine import Engine
 from inference.errors import DeviceError, InputError
-from inference.fixtures import write_model_folder
+from testkit.fixtures import write_model_folder
 from inference.cpu import CpuLinear, Int8Linear, check_quantize, optimize_linears
 from inference.cpu.fused import FusedDecoder
 from inference.cpu.int8 import quantize_int8
@@ -251,7 +251,7 @@ def test_cli_generate_with_quantize_int8(folders):
 # ---- the demo model: int8 keeps the greedy answer -------------------------------------------------------
 def _demo_available() -> bool:
     try:
-        from inference.gguf_model import find_demo_gguf
+        from inference.modeling.gguf_model import find_demo_gguf
 
         find_demo_gguf()
         return True
@@ -275,7 +275,7 @@ def test_demo_france_answer_is_the_same_in_int8_and_bf16():
 @needs_kernels
 @pytest.mark.parametrize("rows,size", [(1, 1024), (7, 576), (40, 96)])
 def test_rmsnorm_kernel_matches_the_torch_formula(rows, size):
-    from inference.model import RMSNorm
+    from inference.modeling.model import RMSNorm
 
     norm = RMSNorm(size, 1e-6).to(torch.bfloat16)
     with torch.no_grad():
@@ -307,7 +307,7 @@ def test_fused_decode_step_matches_the_step_by_step_path(folders, name, dtype, q
 def test_int8_quantized_while_loading_equals_quantizing_the_loaded_matrices(monkeypatch, folders, name):
     """Quantize-on-load (no bf16 copy of the matrices) gives the int8 of the checkpoint's own values (float32
     here, not rounded to bf16 first); NormHead rows are normalised in float32 before quantizing."""
-    from inference import weight_copy
+    from inference.modeling import weight_copy
 
     monkeypatch.setattr(weight_copy, "COPY_BLOCK_BYTES", 4096)  # several row blocks per matrix
     int8 = Engine.load(folders[name], device="cpu", dtype="bfloat16", quantize="int8")

@@ -15,7 +15,7 @@ from transformers.generation import (
     TopPLogitsWarper,
 )
 
-from inference.config import GenerationDefaults
+from inference.modeling.config import GenerationDefaults
 from inference.errors import InputError
 from inference.sampling import Sampler, SamplingParams
 

@@ -158,7 +158,7 @@ def test_a_disconnect_stops_the_generation(client, server):
 def test_a_baichuan2_folder_is_served_with_its_own_chat_rule(tmp_path):
     """A small Baichuan2-format folder: typed control strings stay text, usage is the chat rule's count."""
     from inference.engine import Engine
-    from inference.fixtures import write_model_folder
+    from testkit.fixtures import write_model_folder
 
     folder = write_model_folder(tmp_path / "baichuan2-small")
     serve = ServeProcess("--model", str(folder), "--dtype", "float32")

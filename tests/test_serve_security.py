@@ -10,7 +10,7 @@ import pytest
 
 from inference.engine import Engine
 from inference.errors import InputError
-from inference.fixtures import write_model_folder
+from testkit.fixtures import write_model_folder
 from inference.serve import app as serve_app
 from inference.serve import server as serve_server
 from inference.serve import start_server

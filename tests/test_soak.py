@@ -14,7 +14,7 @@ import psutil
 import pytest
 
 from gui_harness import type_and_send, wait_answer, wait_until
-from inference.fixtures import write_model_folder
+from testkit.fixtures import write_model_folder
 
 MAX_SEQ_LEN = 1024
 MAX_NEW = 512

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from inference.engine import ChatStarted, ContextLengthError, Engine, FinishEvent, TokenEvent
-from inference.fixtures import write_model_folder
+from testkit.fixtures import write_model_folder
 
 QUESTION = [{"role": "user", "content": "hello there, how are you"}]
 

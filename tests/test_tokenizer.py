@@ -8,10 +8,10 @@ import pytest
 import sentencepiece as spm
 from hypothesis import given, settings, strategies as st
 
-from inference.detokenizer import IncrementalDetokenizer, decode_ids
+from inference.text.detokenizer import IncrementalDetokenizer, decode_ids
 from inference.errors import InputError, ModelFolderError
-from inference.fixtures_tokenizer import ASSISTANT_TOKEN_ID, NUM_META_PIECES, USER_TOKEN_ID, train_tokenizer_model
-from inference.tokenizer import SentencePieceTokenizer, Tokenizer
+from testkit.tokenizer_model import ASSISTANT_TOKEN_ID, NUM_META_PIECES, USER_TOKEN_ID, train_tokenizer_model
+from inference.text.tokenizer import SentencePieceTokenizer, Tokenizer
 
 # Normalizer variants: Baichuan2's (identity, no dummy prefix, whitespace kept), and two Llama-like ones.
 VARIANTS = {

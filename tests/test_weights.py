@@ -1,4 +1,4 @@
-"""inference.weights: every checkpoint layout read lazily and exactly; broken or hostile files refused."""
+"""inference.modeling.weights: every checkpoint layout read lazily and exactly; broken or hostile files refused."""
 from __future__ import annotations
 
 import dataclasses
@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from inference.config import load_folder_config
+from inference.modeling.config import load_folder_config
 from inference.errors import ModelFolderError
-from inference.fixtures import WEIGHT_FORMATS, random_weights, write_model_folder, write_weights
-from inference.weights import (checkpoint_shapes, expected_shapes, iter_checkpoint, load_weights_into,
+from testkit.fixtures import WEIGHT_FORMATS, random_weights, write_model_folder, write_weights
+from inference.modeling.weights import (checkpoint_shapes, expected_shapes, iter_checkpoint, load_weights_into,
                                validate_shapes)
 
 SHAPE = dict(vocab_size=600, hidden_size=32, num_layers=2, num_heads=4, intermediate_size=48)
@@ -296,7 +296,7 @@ def test_fixture_folder_is_deterministic(tmp_path):
 
 def test_block_wise_copy_gives_the_same_parameters(tmp_path, monkeypatch):
     """Large tensors are copied ~32 MB at a time (file pages released per block): same result as one copy."""
-    from inference import weight_copy
+    from inference.modeling import weight_copy
     from inference.engine import Engine
 
     folder = write_model_folder(tmp_path / "m", hidden_size=64, num_heads=4, intermediate_size=160, seed=9)

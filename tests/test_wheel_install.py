@@ -58,7 +58,7 @@ def test_wheel_contents(built):
     metadata = zipfile.ZipFile(built["wheel"]).read(f"{info}/METADATA").decode()
     assert "License-Expression: Apache-2.0" in metadata and "License-File: LICENSE" in metadata
     entry_points = zipfile.ZipFile(built["wheel"]).read(f"{info}/entry_points.txt").decode()
-    assert "baichuan-chat = gui.app:main" in entry_points and "baichuan-chat-cli = inference.cli:main" in entry_points
+    assert "baichuan-chat = gui.app:main" in entry_points and "baichuan-chat-cli = inference.cli.main:main" in entry_points
 
 
 def test_sdist_contents(built):

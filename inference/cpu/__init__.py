@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..errors import DeviceError, InputError
-from ..model import Attend, RMSNorm
+from ..modeling.model import Attend, RMSNorm
 from . import hugepages, kernels
 from .fused import FusedDecoder
 from .int4 import Int4Linear

@@ -1,19 +1,17 @@
 """Weight-only group-wise int4 (`--quantize int4`): quantized as the rows stream in, packed for csrc/int4.c.
 
-Format: w ~ d * q + m, q in 0..15, one fp16 scale d and one fp16 minimum m per row and group of 64
-columns along K (asymmetric, like llama.cpp's Q4_1 but with groups of 64): 4.5 bits a weight, 0.56 of int8's
-bytes. Why these:
-- groups of 64 divide every K of Baichuan2-7B/13B (4096, 11008, 5120, 13696) and of the SmolLM2 demo
-  (576, 1536), where 128 does not divide 576; a K that is not a multiple is padded with zero nibbles;
-- asymmetric min/scale: the group's whole 16 levels are used whatever the sign balance, measured better
-  than symmetric scales at the same bytes (docs/BENCHMARKS.md, the int4 section); fp16 and not bf16 scales:
-  bf16's 8-bit mantissa would move m by up to 1/30 of a step, fp16's 11 bits by 1/250;
-- 32-column groups (Q4_1's) cost 5 bits a weight: int4 would then read 0.62 of int8's bytes and could not
-  reach 1.6x its decode speed, the issue's target.
-The C product (csrc/int4.h) quantizes the activation to int8 per group of 64 and multiplies with vpdpbusd
-(AVX-512 VNNI; AVX2 maddubs; scalar elsewhere); prefill multiplies a bf16 copy dequantized in one pass.
-Without the kernels (another device, no compiler) the rows stay row-major and each product dequantizes
-its matrix in torch.
+Format: w ~ d * q + m, q in 0..15, one fp16 scale d and one fp16 minimum m per row and group of 32 columns
+along K (asymmetric; llama.cpp's Q4_1 numbers in our own tile layout): 5 bits a weight, 0.62 of int8's
+bytes. lm_head stays int8 (inference.cpu.layer_type). Why, measured on the demo (docs/BENCHMARKS.md, int4):
+- groups of 64 (4.5 bits) cost +42 % perplexity and groups of 128 more: SmolLM2's source weights are Q4_1
+  blocks of 32, and a wider group merges two blocks' grids; MSE-fitted ranges did not help (+55 %);
+- symmetric scales (Q4_0-like) at groups of 32 cost +90 %: asymmetric uses all 16 levels whatever the signs;
+- fp16 rather than bf16 scales: bf16's 8-bit mantissa moves m by up to 1/30 of a step, fp16's by 1/250.
+A K that is not a multiple of 32 is padded with zero-activation columns; rows are padded to whole tiles.
+The C product (csrc/int4.h) quantizes the activation to int8 per group (as llama.cpp's Q8_0) and multiplies
+with vpdpbusd (AVX-512 VNNI; AVX2 maddubs; scalar elsewhere); prefill multiplies a bf16 copy dequantized
+in one C pass. Without the kernels (another device, no compiler) the rows stay row-major and each product
+dequantizes its matrix in torch.
 """
 from __future__ import annotations
 

@@ -69,7 +69,7 @@ class Int8Linear(KernelLinear):
         layer.copy_rows(0, weight)
         return layer
 
-    # The loader's target protocol (inference.weight_copy.copy_into): the checkpoint matrix's shape, and its
+    # The loader's target protocol (inference.modeling.weight_copy.copy_into): the checkpoint matrix's shape, and its
     # rows arriving block by block, so a bf16 copy of the matrix never exists.
     @property
     def shape(self) -> torch.Size:

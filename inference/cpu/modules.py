@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..model import Positions, RMSNorm
+from ..modeling.model import Positions, RMSNorm
 from . import kernels
 
 

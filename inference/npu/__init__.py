@@ -20,7 +20,7 @@ from torch import nn
 from ..cpu import _swap
 from ..device import DTYPES
 from ..errors import DeviceError
-from ..model import Attend, RMSNorm
+from ..modeling.model import Attend, RMSNorm
 from .format import cast_linear_weights
 from .modules import AlibiAttend, FusedAttend, NpuRMSNorm
 from .runtime import TASK_QUEUE_ENV, TorchNpuOps, ensure_task_queue, maybe_graph

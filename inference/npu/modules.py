@@ -1,7 +1,7 @@
 """Drop-in replacements for the model's RMSNorm and Attend that call Ascend's fused ops (same forward, same result).
 
 Every torch_npu entry point is reached through `ops` (inference.npu.runtime.TorchNpuOps on a real NPU, a
-recording stand-in in the tests). Shapes follow inference.model: q [L, H, D], caches [KV, S, D].
+recording stand-in in the tests). Shapes follow inference.modeling.model: q [L, H, D], caches [KV, S, D].
 - NpuRMSNorm: torch_npu.npu_rms_norm (one op instead of eight; the norm is computed in float32 inside).
 - FusedAttend (RoPE models): npu_prompt_flash_attention for prefill, npu_incre_flash_attention for decode,
   float16, BNSD layout, over the whole static cache with its valid length given (fixed shapes).
@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..model import Positions, RMSNorm
+from ..modeling.model import Positions, RMSNorm
 
 #: pre_tokens / next_tokens that leave the band unlimited: the explicit mask alone decides (sparse_mode 0).
 UNLIMITED = 2147483647

@@ -72,7 +72,7 @@ def load_leader(load, model_dir, *, tensor_parallel, device="auto", dtype="auto"
     """Engine.load over `tensor_parallel` ranks: checks, worker processes, the group, then rank 0's own load."""
     import torch.distributed as dist
 
-    from ..config import load_folder_config
+    from ..modeling.config import load_folder_config
     from ..device import resolve_device
     from ..engine import Cancelled
     from .ranks import memory_stats

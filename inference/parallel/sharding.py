@@ -13,9 +13,9 @@ import math
 
 import torch
 
-from ..config import ModelConfig
+from ..modeling.config import ModelConfig
 from ..errors import InputError
-from ..model import alibi_slopes
+from ..modeling.model import alibi_slopes
 
 
 @dataclasses.dataclass(frozen=True)

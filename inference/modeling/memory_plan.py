@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 
 from .config import ModelConfig
-from .errors import DeviceError
+from ..errors import DeviceError
 
 GB = 1 << 30
 #: Kept free beside the model: the interpreter, the tokenizer, activations and the allocator's slack.

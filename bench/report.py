@@ -1,7 +1,7 @@
 """The benchmark's Markdown report: the side-by-side table, load figures, prefix cache and the machine."""
 from __future__ import annotations
 
-from .bench_model import Shape
+from .model import Shape
 
 LABELS = {
     "ours-bf16": ("ours", "bf16"), "ours-fp32": ("ours", "fp32"), "ours-int8": ("ours", "int8 weight-only"),
@@ -21,7 +21,7 @@ def _gib(n: float | None) -> str:
 
 
 def markdown(results: dict) -> str:
-    from .bench import SUBJECTS
+    from .run import SUBJECTS
 
     shape = Shape(**results["shape"])
     bandwidth = results.get("bandwidth", {}).get("bandwidth_GBps")

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import ModelFolderError
+from ..errors import ModelFolderError
 from .safe_read import JSON_CAP, read_capped
 
 BAICHUAN2_VOCAB = 125696

@@ -5,8 +5,8 @@ import signal
 import sys
 import threading
 
-from .engine import ChatStarted, TokenEvent
-from .errors import UserError
+from ..engine import ChatStarted, TokenEvent
+from ..errors import UserError
 
 
 def answer(engine, messages: list[dict], stream: bool, out=sys.stdout) -> tuple[str, dict]:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from .cpu import hugepages
+from inference.cpu import hugepages
 
 #: The issue's reference shape: Baichuan2's vocabulary with a small body, so it runs in minutes on 2 cores.
 DEFAULT_SHAPE = dict(hidden_size=1024, num_layers=8, num_heads=16, intermediate_size=2816, vocab_size=125696)
@@ -78,7 +78,7 @@ def pad_tokenizer(path: Path, vocab_size: int) -> None:
 
 def write_bench_folder(root: Path, shape: Shape, dtype: torch.dtype = torch.bfloat16, seed: int = 0) -> Path:
     """A Baichuan2-format folder of this shape under root (reused when already written); returns its path."""
-    from .fixtures import random_weights, write_model_folder, write_weights
+    from testkit.fixtures import random_weights, write_model_folder, write_weights
 
     folder = Path(root) / f"baichuan2-{shape.key}-{str(dtype).removeprefix('torch.')}"
     stamp = folder / "bench-shape.json"
@@ -109,7 +109,7 @@ def write_bench_folder(root: Path, shape: Shape, dtype: torch.dtype = torch.bflo
 
 def folder_tensors(folder: Path):
     """The folder's tensors (mmap'd, checkpoint dtype)."""
-    from .weights import iter_checkpoint
+    from inference.modeling.weights import iter_checkpoint
 
     return iter_checkpoint(folder)
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import ModelFolderError
+from ..errors import ModelFolderError
 
 SAFETENSORS_HEADER_CAP = 100 << 20  # the safetensors library's own limit
 SAFETENSORS_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,

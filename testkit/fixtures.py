@@ -199,7 +199,7 @@ def write_model_folder(path: Path, *, position_embedding: str | None = "rope", n
     """
     import sentencepiece as spm
 
-    from .fixtures_tokenizer import DEFAULT_VOCAB_SIZE, train_tokenizer_model
+    from .tokenizer_model import DEFAULT_VOCAB_SIZE, train_tokenizer_model
 
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)

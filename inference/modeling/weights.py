@@ -15,10 +15,10 @@ import torch
 
 from .config import ModelConfig, read_json
 from .weight_copy import copy_into, copy_pieces, release_pages, trim_heap
-from .errors import ModelFolderError
+from ..errors import ModelFolderError
 from .safe_read import check_regular
 from .safetensors_header import safetensors_error, safetensors_shapes, safetensors_views
-from .torch_guard import is_out_of_memory
+from ..torch_guard import is_out_of_memory
 
 SAFETENSORS_INDEX = "model.safetensors.index.json"
 SAFETENSORS_SINGLE = "model.safetensors"

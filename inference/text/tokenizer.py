@@ -10,8 +10,8 @@ from typing import Iterator, Protocol, Sequence, runtime_checkable
 import sentencepiece as spm
 
 from .detokenizer import decode_ids
-from .errors import InputError, ModelFolderError
-from .safe_read import TOKENIZER_CAP, read_capped
+from ..errors import InputError, ModelFolderError
+from ..modeling.safe_read import TOKENIZER_CAP, read_capped
 
 #: How a tokenizer treats whitespace at the very start of decoded text (the optional
 #: ``leading_space_rule`` attribute of a Tokenizer): "keep" it, strip the first leading space of the
@@ -24,10 +24,10 @@ LEADING_SPACE_RULES = ("keep", "strip_once", "strip_all")
 class Tokenizer(Protocol):
     """What the engine, chat formats and the detokenizer need from a tokenizer.
 
-    Optional extras read with ``getattr`` by :mod:`inference.detokenizer`: ``is_byte(id) -> bool``
+    Optional extras read with ``getattr`` by :mod:`inference.text.detokenizer`: ``is_byte(id) -> bool``
     (a byte-fallback piece, never subject to leading-space stripping; default: no byte pieces) and
     ``leading_space_rule`` (one of LEADING_SPACE_RULES; default "keep"). ``decode`` must equal the
-    streamed detokenizer output; ``inference.detokenizer.decode_ids`` implements it from these members.
+    streamed detokenizer output; ``inference.text.detokenizer.decode_ids`` implements it from these members.
     """
 
     @property

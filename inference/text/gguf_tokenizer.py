@@ -6,7 +6,7 @@ from typing import Sequence
 
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
-from .errors import InputError, ModelFolderError
+from ..errors import InputError, ModelFolderError
 
 # llama.cpp token types (tokenizer.ggml.token_type): 1 normal, 2 unknown, 3 control, 4 user-defined,
 # 5 unused, 6 byte. Control tokens (<|im_start|>, <|endoftext|>...) are never produced from text.

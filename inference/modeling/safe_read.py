@@ -5,7 +5,7 @@ import os
 import stat
 from pathlib import Path
 
-from .errors import ModelFolderError
+from ..errors import ModelFolderError
 
 #: Caps on what is read whole into memory (real Baichuan2 files: config ~1 KB, index ~25 KB, tokenizer 2 MB).
 JSON_CAP = 16 << 20

@@ -82,7 +82,7 @@ class BandwidthProbe:
     def __init__(self, device: str, mib: int = 256):
         import torch
 
-        from .cpu.hugepages import empty
+        from inference.cpu.hugepages import empty
 
         self.buffer = empty(((mib << 20) // 4,), torch.float32, "cpu") if device == "cpu" else None
         if self.buffer is not None:
@@ -90,14 +90,14 @@ class BandwidthProbe:
         self.nbytes = 0 if self.buffer is None else self.buffer.nbytes
 
     def measure(self) -> float | None:
-        from .bench_model import best_seconds
+        from .model import best_seconds
 
         return None if self.buffer is None else self.nbytes / best_seconds(self.buffer.sum, 3) / 1e9
 
 
 # ---- our engine -----------------------------------------------------------------------------------
 def _ours_load(spec: dict):
-    from .engine import Engine
+    from inference.engine import Engine
 
     kwargs = {"quantize": spec["quantize"]} if spec.get("quantize") else {}
     engine = Engine.load(spec["folder"], device=spec["device"], dtype=spec["dtype"],
@@ -193,7 +193,7 @@ class _Clock:
 def run_hf(spec: dict) -> dict:
     import torch
 
-    from .bench_model import hf_llama
+    from .model import hf_llama
 
     torch.set_num_threads(spec["threads"])
     import transformers  # noqa: F401  (imported before the RSS baseline, as torch is)
@@ -292,7 +292,7 @@ def run_llamacpp(spec: dict) -> dict:
 def run_bandwidth(spec: dict) -> dict:
     import torch
 
-    from .bench_model import measure_bandwidth, measure_gpu_bandwidth
+    from .model import measure_bandwidth, measure_gpu_bandwidth
 
     torch.set_num_threads(spec["threads"])
     if spec["device"].startswith("cuda"):

@@ -1,4 +1,4 @@
-"""Command line: the seed's flow (two offline inferences, then terminal chat), `generate`, `encode`, `ask`, `serve` and `bench`."""
+"""Command line: the seed's flow (two offline inferences, then terminal chat), `generate`, `encode`, `ask` and `serve`."""
 from __future__ import annotations
 
 import argparse
@@ -9,13 +9,13 @@ import sys
 from pathlib import Path
 
 from .ask import add_ask_parser, run_ask
-from .cli_options import sampling_options, tensor_parallel_option
-from .cli_output import encode_text, stream_json
-from .env import variables_help
-from .errors import InputError, UserError
-from .serve.command import add_serve_parser, run_serve
-from .torch_guard import torch_import_problem
-from .version import __version__
+from .options import sampling_options, tensor_parallel_option
+from .output import encode_text, stream_json
+from ..env import variables_help
+from ..errors import InputError, UserError
+from ..serve.command import add_serve_parser, run_serve
+from ..torch_guard import torch_import_problem
+from ..version import __version__
 
 OFFLINE_PROMPTS = ["解释一下“温故而知新”", "What is the capital of France?"]
 CHAT_HELP = "Type a message. Commands: `stream` toggles streaming, `clear` clears the history, `exit` quits."
@@ -74,17 +74,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="room kept for the answer; older rounds are dropped to fit MAX_SEQ_LEN")
     enc.add_argument("--json", action="store_true",
                      help="print one JSON object (input_ids, dropped_rounds, budget) instead of the readable view")
-    bench = sub.add_parser("bench", help="benchmark against transformers (and llama.cpp when installed)",
-                           add_help=False)
-    bench.add_argument("bench_args", nargs=argparse.REMAINDER, help="the benchmark's own options "
-                       "(see `baichuan-chat-cli bench --help`)")
     add_ask_parser(sub, model_options)
     add_serve_parser(sub, model_options)
     return parser
 
 
 def load_engine(args):
-    from .engine import Engine
+    from ..engine import Engine
 
     return Engine.load(args.model, device=args.device, dtype=args.dtype, max_seq_len=args.max_seq_len,
                        quantize=None if args.quantize == "none" else args.quantize,
@@ -214,10 +210,6 @@ def run_command(args) -> int:
         return run_ask(args, load_engine, json_for_stdout, rounded)
     if args.command == "serve":
         return run_serve(args, load_engine)
-    if args.command == "bench":
-        from .bench import main as bench_main
-
-        return bench_main(args.bench_args)
     from .terminal_chat import run_seed_flow
 
     return run_seed_flow(load_engine(args), OFFLINE_PROMPTS, CHAT_HELP)
@@ -237,10 +229,7 @@ def quiet_broken_pipe() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    if argv[:1] == ["bench"]:  # the benchmark parses its own options (argparse's REMAINDER drops leading --flags)
-        args = argparse.Namespace(command="bench", bench_args=argv[1:])
-    else:
-        args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
     tolerant_stdout()
     remote_only = args.command == "ask" and args.remote  # a thin client: no torch needed
     problem = None if remote_only else torch_import_problem()

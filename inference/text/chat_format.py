@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Sequence
 
-from .errors import InputError
+from ..errors import InputError
 from .tokenizer import Tokenizer
 
 ROLES = ("system", "user", "assistant")

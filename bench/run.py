@@ -1,4 +1,4 @@
-"""`python -m inference bench`: our engine vs transformers (and llama.cpp when installed) on the same weights."""
+"""`python -m bench` (`make bench`): our engine vs transformers (and llama.cpp when installed) on the same weights."""
 from __future__ import annotations
 
 import argparse
@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from .bench_model import DEFAULT_SHAPE, SHAPE_7B, Shape
+from .model import DEFAULT_SHAPE, SHAPE_7B, Shape
 
 #: name -> (runner, dtype, quantize or GGUF type, bytes read per matrix weight)
 SUBJECTS = {
@@ -42,7 +42,7 @@ def _prefix_shape(text: str) -> tuple[int, int, int, int] | None:
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
-    p = argparse.ArgumentParser(prog="python -m inference bench", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     p.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto",
                    help="auto: a CUDA GPU when present (7B-shaped fp16 model), else the CPU")
     p.add_argument("--hidden", type=int)
@@ -102,11 +102,11 @@ def machine_info(device: str) -> dict:
 
 def run_subject(spec: dict, threads: int, timeout: float) -> dict:
     """Run one subject in a fresh interpreter (clean RSS); its result, or {'error': ...}."""
-    from .bench_worker import RESULT_PREFIX
+    from .worker import RESULT_PREFIX
 
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
     try:
-        proc = subprocess.run([sys.executable, "-m", "inference.bench_worker", json.dumps(spec)],
+        proc = subprocess.run([sys.executable, "-m", "bench.worker", json.dumps(spec)],
                               capture_output=True, text=True, timeout=timeout, env=env,
                               cwd=str(Path(__file__).resolve().parent.parent))
     except subprocess.TimeoutExpired:
@@ -120,7 +120,7 @@ def run_subject(spec: dict, threads: int, timeout: float) -> dict:
 
 def merge_rounds(previous: dict | None, result: dict) -> dict:
     """One subject's results over rounds: shape figures re-summarised over all runs, the rest from the first."""
-    from .bench_worker import _median, summarise
+    from .worker import _median, summarise
 
     if previous is None or "error" in previous:
         return result
@@ -145,7 +145,7 @@ def run_prefix_wide(args, shape: Shape, out: Path, threads: int) -> dict:
     """The prefix-cache measurement on a model as wide as Baichuan2-7B (few layers: the ratio is per layer)."""
     import torch
 
-    from .bench_model import write_bench_folder
+    from .model import write_bench_folder
 
     hidden, layers, heads, intermediate = (128, 1, 4, 256) if args.tiny else args.prefix_shape
     wide = Shape(hidden_size=hidden, num_layers=layers, num_heads=heads, intermediate_size=intermediate,
@@ -201,7 +201,7 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    from .bench_model import write_bench_folder, write_gguf
+    from .model import write_bench_folder, write_gguf
 
     import torch
 
@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     if device == "cpu" and first_ours and not args.no_prefix_cache and args.prefix_shape is not None:
         results["prefix_cache_wide"] = run_prefix_wide(args, shape, out, threads)
     results["seconds"] = time.perf_counter() - started
-    from .bench_report import markdown
+    from .report import markdown
 
     table = markdown(results)
     print(table)

@@ -1,0 +1,1 @@
+"""The benchmark (not part of the app): ours vs transformers vs llama.cpp, same-phase ratios."""

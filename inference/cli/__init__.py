@@ -1,0 +1,1 @@
+"""The command line: `python -m inference` / baichuan-chat-cli (seed flow, generate, encode, ask, serve)."""

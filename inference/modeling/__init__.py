@@ -1,0 +1,1 @@
+"""Loading and modelling: config, checkpoint reading, the plain CausalLM, the demo GGUF."""

