@@ -13,7 +13,7 @@ from PySide6.QtCore import QCoreApplication
 from inference.torch_guard import startup_torch_problem
 
 from .logging_setup import logger
-from .model_dialog import DEVICES, DTYPES
+from inference.choices import DEVICES, DTYPES
 
 translate = QCoreApplication.translate  # lupdate extracts translate("MainWindow", ...) calls
 

@@ -13,8 +13,7 @@ from PySide6.QtWidgets import (
 from .file_dirs import model_start_dir
 from .model_finder import LOAD_KINDS, FoundModel, find_models, format_size
 
-DEVICES = ("auto", "cpu", "cuda", "npu")
-DTYPES = ("auto", "float32", "bfloat16", "float16")
+from inference.choices import DEVICES, DTYPES
 
 
 class ModelDialog(QDialog):

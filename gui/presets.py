@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gui.store_schema import StoreError
+from inference.modeling.config import GenerationDefaults
 from gui.store_types import clean_text, from_json, now_iso, to_json
 
 PRESET_KEYS = ("system_prompt", "max_new_tokens", "do_sample", "temperature", "top_k", "top_p",
@@ -20,10 +21,9 @@ BUILTINS = (PRECISE, BALANCED, CREATIVE)
 STATE_DEFAULT_PRESET = "default_preset"  # app_state key: the preset id new conversations start from
 PRESET_KEY = "preset"  # the conversation settings' key naming the preset chosen for it
 MAX_NAME = 80
-FALLBACK_DEFAULTS = {
-    "do_sample": True, "temperature": 0.3, "top_k": 5, "top_p": 0.85, "repetition_penalty": 1.05,
-    "max_new_tokens": 2048,
-}
+#: Before a model is loaded: Baichuan2's generation_config.json, as inference names it (GenerationDefaults).
+FALLBACK_DEFAULTS = {key: getattr(GenerationDefaults, key) for key in
+                     ("do_sample", "temperature", "top_k", "top_p", "repetition_penalty", "max_new_tokens")}
 
 
 def default_settings(model_defaults: Mapping[str, Any] | None) -> dict[str, Any]:

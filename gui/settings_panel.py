@@ -10,8 +10,6 @@ from .preset_picker import PresetPicker
 from .presets import FALLBACK_DEFAULTS, PRESET_KEY, default_settings  # noqa: F401 - part of this module's API
 from .slider_field import SliderField
 
-SAMPLING_KEYS = ("do_sample", "temperature", "top_k", "top_p", "repetition_penalty")
-
 
 class SettingsPanel(QWidget):
     """Edits one conversation's settings; emits `changed(dict)` after every user edit."""

@@ -7,8 +7,9 @@ import torch
 
 from .errors import DeviceError
 
-DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
-DEVICES = ("auto", "npu", "cuda", "cpu")
+from .choices import DEVICES
+
+DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}  # choices.DTYPES but auto
 
 
 def npu_available() -> bool:

@@ -25,11 +25,11 @@ def _is_number(value: object) -> bool:
 class SamplingParams:
     """How to pick each next token; ``seed`` None draws a fresh random seed per generation."""
 
-    do_sample: bool = True
-    temperature: float = 0.3
-    top_k: int = 5
-    top_p: float = 0.85
-    repetition_penalty: float = 1.05
+    do_sample: bool = GenerationDefaults.do_sample  # Baichuan2's generation_config.json, named once there
+    temperature: float = GenerationDefaults.temperature
+    top_k: int = GenerationDefaults.top_k
+    top_p: float = GenerationDefaults.top_p
+    repetition_penalty: float = GenerationDefaults.repetition_penalty
     seed: int | None = None
 
     @classmethod

@@ -11,6 +11,7 @@ from pathlib import Path
 from .ask import add_ask_parser, run_ask
 from .options import sampling_options, tensor_parallel_option
 from .output import encode_text, stream_json
+from ..choices import DEVICES, DTYPES, QUANTIZE
 from ..env import variables_help
 from ..errors import InputError, UserError
 from ..serve.command import add_serve_parser, run_serve
@@ -38,13 +39,13 @@ class OneLineParser(argparse.ArgumentParser):
 def model_options(parser: argparse.ArgumentParser, default) -> None:
     parser.add_argument("--model", metavar="DIR", default=default,
                         help="Baichuan2 model folder (default: the built-in demo model)")
-    parser.add_argument("--device", choices=["auto", "npu", "cuda", "cpu"], default=default or "auto",
+    parser.add_argument("--device", choices=DEVICES, default=default or "auto",
                         help="where the model runs (default: auto = NPU, else CUDA, else CPU)")
-    parser.add_argument("--dtype", choices=["auto", "float16", "bfloat16", "float32"], default=default or "auto",
+    parser.add_argument("--dtype", choices=DTYPES, default=default or "auto",
                         help="weight and activation dtype (default: auto, the fastest the device runs well)")
     parser.add_argument("--max-seq-len", type=int, metavar="L", default=default,
                         help="MAX_SEQ_LEN: prompt + answer budget (default: the model's model_max_length)")
-    parser.add_argument("--quantize", choices=["none", "int8", "int4"], default=default or "none",
+    parser.add_argument("--quantize", choices=QUANTIZE, default=default or "none",
                         help="int8: weight-only int8 linear layers (about 2x faster CPU decode, half the memory); "
                              "int4: group-wise 4-bit (about a quarter of bf16's memory)")
     tensor_parallel_option(parser, default)

@@ -15,6 +15,7 @@ import math
 import torch
 from torch import nn
 
+from ..choices import QUANTIZE
 from ..errors import DeviceError, InputError
 from ..modeling.model import Attend, RMSNorm
 from . import hugepages, kernels
@@ -24,7 +25,7 @@ from .int8 import Int8Linear
 from .linear import CpuLinear, KernelLinear
 from .modules import KernelAttend, KernelRMSNorm
 
-QUANTIZE_CHOICES = ("int8", "int4")
+QUANTIZE_CHOICES = tuple(q for q in QUANTIZE if q != "none")
 #: The layer class of each quantize mode.
 QUANTIZED = {"int8": Int8Linear, "int4": Int4Linear}
 
