@@ -71,7 +71,7 @@ static inline void tile_int4(const uint8_t* Q, const uint16_t* D, const uint16_t
         for (int j = 0; j < QUADS; j += 2) {
             __m512i v0 = _mm512_loadu_si512(wg + 64 * j), v1 = _mm512_loadu_si512(wg + 64 * (j + 1));
             s0 = _mm512_dpbusd_epi32(s0, _mm512_and_si512(v0, low), _mm512_set1_epi32(xg[j]));
-            s1 = _mm512_dpbusd_epi32(s1, _mm512_and_si512(_mm512_srli_epi16(v0, 4), low), _mm512_set1_epi32(xg[j]));
+            s1 = _mm512_dpbusd_epi32(s1, _mm512_and_si512(_mm512_srli_epi16(v0, 4), low), _mm512_set1_epi32(xg[j + QUADS]));
             s2 = _mm512_dpbusd_epi32(s2, _mm512_and_si512(v1, low), _mm512_set1_epi32(xg[j + 1]));
             s3 = _mm512_dpbusd_epi32(s3, _mm512_and_si512(_mm512_srli_epi16(v1, 4), low), _mm512_set1_epi32(xg[j + QUADS + 1]));
         }
