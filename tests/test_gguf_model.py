@@ -238,7 +238,7 @@ def test_config_and_defaults(model):
     assert (c.architecture, c.vocab_size, c.hidden_size, c.num_layers) == ("llama", 49152, 576, 30)
     assert (c.num_heads, c.num_kv_heads, c.head_dim, c.intermediate_size) == (9, 3, 64, 1536)
     assert c.rope_theta == 100000.0 and c.rms_norm_eps == pytest.approx(1e-5)
-    assert c.position_embedding == "rope" and not c.norm_head and c.tie_word_embeddings and c.fused_qkv
+    assert c.position_embedding == "rope" and not c.norm_head and c.tie_word_embeddings
     assert c.model_max_length == 8192
     d = model.defaults
     assert d.eos_token_ids == (2, 0) and d.max_new_tokens == 512

