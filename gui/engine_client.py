@@ -75,7 +75,8 @@ class EngineClient(QObject):
         return any(kind == "generate" for kind, _, _ in self._pending)
 
     def load(self, model_dir: str | None = None, device: str = "auto", dtype: str = "auto",
-             max_seq_len: int | None = None, remote: dict | None = None) -> asyncio.Future:
+             max_seq_len: int | None = None, remote: dict | None = None, quantize: str = "none",
+             tensor_parallel: int = 1) -> asyncio.Future:
         """Start loading (None = demo model); a running answer is stopped first. Resolves to engine info.
         remote ({"url", "api_key", "model", "tokenizer_dir"}): connect to that server instead (see connect)."""
         self.stop()
@@ -86,7 +87,8 @@ class EngineClient(QObject):
         self.info = None
         self._set_state("loading")
         self._load_requested.emit({"model_dir": model_dir, "device": device, "dtype": dtype,
-                                   "max_seq_len": max_seq_len, "cancel": cancel, "remote": remote})
+                                   "max_seq_len": max_seq_len, "cancel": cancel, "remote": remote,
+                                   "quantize": quantize, "tensor_parallel": tensor_parallel})
         return future
 
     def connect_server(self, url: str, api_key: str | None, model: str | None,

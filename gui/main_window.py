@@ -36,7 +36,7 @@ from .speed_plot import SpeedPanel
 from .store import STATE_LANGUAGE, STATE_LAST_MODEL_DIR, STATE_THEME, STATE_WINDOW_GEOMETRY, Store
 from .store_schema import StoreError
 
-STATE_DEVICE, STATE_DTYPE, STATE_BROWSE_DIR = "device", "dtype", "last_browse_dir"
+STATE_DEVICE, STATE_DTYPE, STATE_QUANTIZE, STATE_BROWSE_DIR = "device", "dtype", "quantize", "last_browse_dir"
 STATE_RECENT_MODELS = "recent_model_dirs"  # model folders loaded, newest first (the model dialog lists them)
 STATE_FILE_DIR = "last_file_dir"  # the folder of the last export or import (STATE_BROWSE_DIR is the model's)
 
@@ -268,11 +268,15 @@ class MainWindow(QMainWindow):
         return self.run(self.load_model(folder, device, dtype, max_seq_len, fallback_to_demo=not explicit))
 
     async def load_model(self, model_dir: str | None, device: str | None = None, dtype: str | None = None,
-                         max_seq_len: int | None = None, fallback_to_demo: bool = False) -> dict | None:
+                         max_seq_len: int | None = None, fallback_to_demo: bool = False, quantize: str | None = None,
+                         tensor_parallel: int | None = None) -> dict | None:
         device = device or self.store.get_state(STATE_DEVICE) or "auto"
         dtype = dtype or self.store.get_state(STATE_DTYPE) or "auto"
+        quantize = quantize or self.store.get_state(STATE_QUANTIZE) or "none"
+        tensor_parallel = tensor_parallel or 1
         try:
-            info = await self.client.load(model_dir, device, dtype, max_seq_len)
+            info = await self.client.load(model_dir, device, dtype, max_seq_len, quantize=quantize,
+                                          tensor_parallel=tensor_parallel)
         except LoadCancelled:
             self.statusBar().showMessage(self.tr("Loading was cancelled"), 5000)
             return None
@@ -290,12 +294,14 @@ class MainWindow(QMainWindow):
             self.store.set_state(STATE_RECENT_MODELS, add_recent(self.store.get_state(STATE_RECENT_MODELS), model_dir))
         self.store.set_state(STATE_DEVICE, device)
         self.store.set_state(STATE_DTYPE, dtype)
+        self.store.set_state(STATE_QUANTIZE, quantize)
         return info
 
     def open_model_dialog(self) -> None:
         dialog = ModelDialog(self.store.get_state(STATE_BROWSE_DIR) or "", self.store.get_state(STATE_DEVICE) or "auto",
                              self.store.get_state(STATE_DTYPE) or "auto", self,
-                             recent=self.store.get_state(STATE_RECENT_MODELS))
+                             recent=self.store.get_state(STATE_RECENT_MODELS),
+                             quantize=self.store.get_state(STATE_QUANTIZE) or "none")
         if dialog.exec() == ModelDialog.DialogCode.Accepted:
             choice = dialog.choice()
             self.store.set_state(STATE_BROWSE_DIR, choice["model_dir"])

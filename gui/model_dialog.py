@@ -13,7 +13,7 @@ from PySide6.QtWidgets import (
 from .file_dirs import model_start_dir
 from .model_finder import LOAD_KINDS, FoundModel, find_models, format_size
 
-from inference.choices import DEVICES, DTYPES
+from inference.choices import DEVICES, DTYPES, QUANTIZE
 
 
 class ModelDialog(QDialog):
@@ -23,7 +23,7 @@ class ModelDialog(QDialog):
     _found = Signal(object)  # the scan's list of FoundModel, from its thread
 
     def __init__(self, folder: str = "", device: str = "auto", dtype: str = "auto", parent=None,
-                 recent: list[str] | None = None):
+                 recent: list[str] | None = None, quantize: str = "none", tensor_parallel: int = 1):
         super().__init__(parent)
         self.setMinimumWidth(720)
         self.models: list[FoundModel] | None = None  # None while the scan runs
@@ -42,6 +42,12 @@ class ModelDialog(QDialog):
         self.dtype = QComboBox()
         self.dtype.addItems(DTYPES)
         self.dtype.setCurrentText(dtype if dtype in DTYPES else "auto")
+        self.quantize = QComboBox()
+        self.quantize.addItems(QUANTIZE)
+        self.quantize.setCurrentText(quantize if quantize in QUANTIZE else "none")
+        self.tensor_parallel = QSpinBox()  # N devices of the chosen kind, one model split over them
+        self.tensor_parallel.setRange(1, 8)
+        self.tensor_parallel.setValue(max(1, min(8, int(tensor_parallel or 1))))
         self.max_seq_len = QSpinBox()
         self.max_seq_len.setRange(0, 1 << 20)
         self.hint = QLabel(wordWrap=True, objectName="seqLen")
@@ -50,8 +56,9 @@ class ModelDialog(QDialog):
         row.addWidget(self.folder, 1)
         row.addWidget(self.browse)
         self.form = QFormLayout()
-        self._labels = [QLabel() for _ in range(4)]
-        for label, field in zip(self._labels, (row, self.device, self.dtype, self.max_seq_len)):
+        self._labels = [QLabel() for _ in range(6)]
+        for label, field in zip(self._labels, (row, self.device, self.dtype, self.quantize, self.tensor_parallel,
+                                               self.max_seq_len)):
             self.form.addRow(label, field)
         layout = QVBoxLayout(self)
         layout.addWidget(self.found_label)
@@ -124,6 +131,7 @@ class ModelDialog(QDialog):
         self._show_found_label()
         self.setWindowTitle(self.tr("Open model folder"))
         for label, text in zip(self._labels, (self.tr("Folder"), self.tr("Device"), self.tr("Dtype"),
+                                              self.tr("Quantize"), self.tr("Devices (tensor parallel)"),
                                               self.tr("MAX_SEQ_LEN"))):
             label.setText(text)
         self.browse.setText(self.tr("Browse…"))
@@ -145,7 +153,8 @@ class ModelDialog(QDialog):
 
     def choice(self) -> dict:
         return {"model_dir": self.folder.text().strip(), "device": self.device.currentText(),
-                "dtype": self.dtype.currentText(), "max_seq_len": self.max_seq_len.value() or None}
+                "dtype": self.dtype.currentText(), "max_seq_len": self.max_seq_len.value() or None,
+                "quantize": self.quantize.currentText(), "tensor_parallel": self.tensor_parallel.value()}
 
 
 class LoadStatus(QWidget):

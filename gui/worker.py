@@ -110,6 +110,7 @@ class InferenceWorker(QObject):
             engine = Engine.load(
                 request.get("model_dir"), device=request.get("device") or "auto",
                 dtype=request.get("dtype") or "auto", max_seq_len=request.get("max_seq_len"),
+                quantize=request.get("quantize") or "none", tensor_parallel=request.get("tensor_parallel") or 1,
                 progress=self.load_progress.emit, cancel=cancel, before_allocate=self._make_room,
             )
         except Exception as exc:  # noqa: BLE001 - every failure becomes a dialog, the app stays up
@@ -120,7 +121,10 @@ class InferenceWorker(QObject):
         self._swap(engine, engine.info())
 
     def _swap(self, engine, info: dict) -> None:
-        self._engine = None  # the previous engine goes before the new one is announced
+        previous, self._engine = self._engine, None  # the previous engine goes before the new one is announced
+        if previous is not None and previous is not engine and hasattr(previous, "close"):
+            previous.close()  # tensor-parallel worker ranks stop with it
+        del previous
         gc.collect()
         self._engine = engine
         self.engine_changed.emit(engine)

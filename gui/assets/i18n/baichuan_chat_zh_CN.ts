@@ -464,6 +464,14 @@ Enter 发送 · Shift+Enter 换行 · Esc 停止回答</translation>
 <context>
     <name>ModelDialog</name>
     <message>
+        <source>Quantize</source>
+        <translation>量化</translation>
+    </message>
+    <message>
+        <source>Devices (tensor parallel)</source>
+        <translation>设备数（张量并行）</translation>
+    </message>
+    <message>
         <location filename="../../gui/model_dialog.py" line="51"/>
         <source>Open model folder</source>
         <translation>打开模型文件夹</translation>
