@@ -260,7 +260,7 @@ class Engine:
                                                     "finish_reason": "cancelled"})
             return
         try:
-            sampler = Sampler(params, self.config.vocab_size, self.torch_device)
+            sampler = Sampler(params, self.config.vocab_size, self.torch_device, decodable=self.tokenizer.vocab_size)
             sampler.start(ids)
             detok = IncrementalDetokenizer(self.tokenizer)
             eos = set(self.defaults.eos_token_ids)
@@ -329,11 +329,12 @@ NON_FINITE = "the model produced non-finite values (NaN or infinity); its weight
 
 def _pick(sampler: Sampler, logits: torch.Tensor) -> int:
     """sampler.pick, refusing NaN or infinite logits (one element checked per step: the chosen one; argmax
-    picks a NaN or +inf when there is one, and sampling from such logits fails in multinomial)."""
+    picks a NaN or +inf when there is one, and sampling from such logits fails in multinomial). The ids the
+    tokenizer cannot decode are masked to -inf by the sampler, and are not counted as non-finite."""
     try:
         token = sampler.pick(logits)
     except RuntimeError:
-        if bool(torch.isfinite(logits).all()):
+        if bool(torch.isfinite(logits[:sampler.decodable]).all()):
             raise
         raise ModelOutputError(NON_FINITE) from None
     if not math.isfinite(float(logits[token])):

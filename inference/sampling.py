@@ -69,11 +69,16 @@ class Sampler:
     TemperatureLogitsWarper, TopKLogitsWarper (ties with the k-th score are kept) and
     TopPLogitsWarper (min_tokens_to_keep=1). With top_k > 0 only the top-k candidates are sorted. The
     draw uses a CPU generator seeded from ``seed``, so a seed gives the same tokens on every device.
+
+    ``decodable`` (default: vocab_size) is how many ids the tokenizer can decode: a model whose embedding
+    is padded past the tokenizer's pieces never gets the padding ids picked (their logits are set to -inf).
     """
 
-    def __init__(self, params: SamplingParams, vocab_size: int, device: str | torch.device = "cpu"):
+    def __init__(self, params: SamplingParams, vocab_size: int, device: str | torch.device = "cpu",
+                 decodable: int | None = None):
         self.params = params.validate()
         self.vocab_size = vocab_size
+        self.decodable = vocab_size if decodable is None else min(decodable, vocab_size)
         self.device = torch.device(device)
         self._seen: dict[int, None] = {}  # ids seen so far, in order (prompt and picks)
         self._seen_index: torch.Tensor | None = None  # the same as a tensor, rebuilt when an id is added
@@ -140,9 +145,14 @@ class Sampler:
         return torch.full_like(logits, -math.inf).scatter(0, ids, scores)
 
     def pick(self, logits: torch.Tensor) -> int:
-        """Choose the next id from 1-D float logits and remember it for the repetition penalty."""
+        """Choose the next id from 1-D float logits and remember it for the repetition penalty.
+
+        Ids from `decodable` on are masked in place (logits[decodable:] = -inf) before anything else."""
         if logits.dim() != 1 or logits.shape[0] != self.vocab_size:
             raise ValueError(f"expected 1-D logits of size {self.vocab_size}, got shape {tuple(logits.shape)}")
+        if self.decodable < self.vocab_size:
+            with torch.inference_mode():  # the model's logits are inference tensors
+                logits[self.decodable:] = -math.inf
         if self.params.do_sample:
             ids, scores = self.candidates(logits)
             probs = scores.float().softmax(dim=-1).cpu()
