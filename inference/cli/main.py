@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from .ask import add_ask_parser, run_ask
+from .cache import add_cache_parser, run_cache
 from .options import sampling_options, tensor_parallel_option
 from .output import encode_text, stream_json
 from ..choices import DEVICES, DTYPES, QUANTIZE
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
                      help="print one JSON object (input_ids, dropped_rounds, budget) instead of the readable view")
     add_ask_parser(sub, model_options)
     add_serve_parser(sub, model_options)
+    add_cache_parser(sub)
     return parser
 
 
@@ -211,6 +213,8 @@ def run_command(args) -> int:
         return run_ask(args, load_engine, json_for_stdout, rounded)
     if args.command == "serve":
         return run_serve(args, load_engine)
+    if args.command == "cache":
+        return run_cache(args)
     from .terminal_chat import run_seed_flow
 
     return run_seed_flow(load_engine(args), OFFLINE_PROMPTS, CHAT_HELP)

@@ -28,6 +28,7 @@ def load_folder_parts(model_dir, dtype: torch.dtype, report, check_cancel) -> Mo
     """A Baichuan / Baichuan2 folder as downloaded from Hugging Face (its .py files are never touched)."""
     from ..text.chat_format import Baichuan2ChatFormat
     from ..text.tokenizer import SentencePieceTokenizer
+    from .weight_copy import Skipped
     from .weights import check_weights, load_weights_into
 
     folder = Path(model_dir).expanduser()
@@ -53,8 +54,10 @@ def load_folder_parts(model_dir, dtype: torch.dtype, report, check_cancel) -> Mo
     check_cancel()
     chat_format = Baichuan2ChatFormat(tokenizer, defaults.user_token_id, defaults.assistant_token_id)
 
-    def fill(model, progress, shard=None):  # shard: one tensor-parallel rank's slice (inference.parallel)
-        load_weights_into(model.weights(), folder, config, progress=lambda f: progress(f, "loading weights"),
+    def fill(model, progress, shard=None, skip=()):  # shard: one tensor-parallel rank's slice (inference.parallel)
+        targets = model.weights()  # skip: names already filled (inference.cpu.quant_cache), not read again
+        targets.update({name: Skipped(targets[name].shape) for name in skip})
+        load_weights_into(targets, folder, config, progress=lambda f: progress(f, "loading weights"),
                           checked=checked, shard=shard)
 
     return ModelParts(config, defaults, tokenizer, chat_format, folder.name, str(folder), fill)
@@ -71,7 +74,7 @@ def load_demo_parts(_model_dir, dtype: torch.dtype, report, check_cancel) -> Mod
     demo = load_gguf(path, dtype, check_cancel)
     check_cancel()
 
-    def fill(model, progress, shard=None):
+    def fill(model, progress, shard=None, skip=()):  # skip: the demo never uses the quantized cache
         if shard is not None:
             raise InputError("tensor parallel needs a model folder; the demo model runs on one device")
         params = model.weights()

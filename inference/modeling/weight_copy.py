@@ -78,6 +78,17 @@ def trim_heap() -> None:
         lib.malloc_trim(0)
 
 
+class Skipped:
+    """A load target whose tensor is not needed (its layer was filled from the quantized cache): rows arrive
+    and are dropped, the source's pages never read."""
+
+    def __init__(self, shape):
+        self.shape = shape
+
+    def copy_rows(self, start: int, rows: torch.Tensor) -> None:
+        pass
+
+
 class RowWindow:
     """Rows [offset, offset + n) of a load target that takes its rows itself (copy_rows), as a target of its own."""
 

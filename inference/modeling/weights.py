@@ -60,6 +60,13 @@ def _plan(model_dir: Path) -> list[_Shard]:
     )
 
 
+def weight_files(model_dir: Path) -> list[Path]:
+    """The folder's weight files and, for sharded checkpoints, their index (what a load reads)."""
+    model_dir = Path(model_dir)
+    index = [model_dir / name for name in (SAFETENSORS_INDEX, BIN_INDEX) if (model_dir / name).is_file()]
+    return [*index, *(shard.path for shard in _plan(model_dir))]
+
+
 def _present(path: Path) -> bool:
     """Something is there (a link to a device or a FIFO counts, and is then refused by name)."""
     return path.is_symlink() or path.exists()
