@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
 from .file_dirs import model_start_dir
 from .model_finder import LOAD_KINDS, FoundModel, find_models, format_size
 
+from inference import quant_cache_dir
 from inference.choices import DEVICES, DTYPES, QUANTIZE
 
 
@@ -51,6 +52,9 @@ class ModelDialog(QDialog):
         self.max_seq_len = QSpinBox()
         self.max_seq_len.setRange(0, 1 << 20)
         self.hint = QLabel(wordWrap=True, objectName="seqLen")
+        self.cache_size = QLabel(objectName="quantCacheSize")  # int8 / int4 loads keep their weights there
+        self.clear_cache = QPushButton(objectName="clearQuantCache")
+        self.clear_cache.clicked.connect(self._clear_cache)
         self.buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         row = QHBoxLayout()
         row.addWidget(self.folder, 1)
@@ -64,6 +68,10 @@ class ModelDialog(QDialog):
         layout.addWidget(self.found_label)
         layout.addWidget(self.found)
         layout.addLayout(self.form)
+        cache_row = QHBoxLayout()
+        cache_row.addWidget(self.cache_size, 1)
+        cache_row.addWidget(self.clear_cache)
+        layout.addLayout(cache_row)
         layout.addWidget(self.hint)
         layout.addWidget(self.buttons)
         self.browse.clicked.connect(self._browse)
@@ -135,12 +143,38 @@ class ModelDialog(QDialog):
                                               self.tr("MAX_SEQ_LEN"))):
             label.setText(text)
         self.browse.setText(self.tr("Browse…"))
+        self.clear_cache.setText(self.tr("Clear quantized cache"))
+        self._show_cache_size()
         self.folder.setPlaceholderText(self.tr("A Baichuan2-7B-Chat or 13B-Chat folder"))
         self.max_seq_len.setSpecialValueText(self.tr("model maximum"))
         self.buttons.button(QDialogButtonBox.StandardButton.Ok).setText(self.tr("Load"))
         self.hint.setText(self.tr(
             "The folder holds config.json, tokenizer.model and the weights (*.bin or *.safetensors). "
             "Code files in it are never run. Ascend 300I Duo: choose npu and float16."))
+
+    def _show_cache_size(self) -> None:
+        """The quantized cache's size (a few file headers read: no torch, nothing slow)."""
+        try:
+            entries = quant_cache_dir.entries()
+        except OSError:
+            entries = []
+        if entries:
+            self.cache_size.setText(self.tr("Quantized cache (faster int8 / int4 loads): {size} in {count} "
+                                            "model(s)").format(size=format_size(sum(e.size for e in entries)),
+                                                               count=len(entries)))
+        else:
+            self.cache_size.setText(self.tr("Quantized cache (faster int8 / int4 loads): empty"))
+        self.cache_size.setToolTip(str(quant_cache_dir.cache_root()))
+        self.clear_cache.setEnabled(bool(entries))
+
+    def _clear_cache(self) -> None:
+        try:
+            quant_cache_dir.clear()
+        except OSError as exc:
+            self.cache_size.setText(self.tr("The quantized cache could not be cleared: {reason}").format(
+                reason=exc.strerror or exc))
+            return
+        self._show_cache_size()
 
     def _browse(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, self.tr("Choose a model folder"),

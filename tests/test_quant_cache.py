@@ -129,3 +129,19 @@ def test_cache_list_and_clear(folder, cache_dir, capsys):
     assert store.entries(cache_dir) == []
     assert main(["cache", "list"]) == 0
     assert capsys.readouterr().out.splitlines() == [f"0 entries, 0.0 MB in {cache_dir}"]
+
+
+def test_model_dialog_shows_the_cache_size_and_clears_it(folder, cache_dir, qtbot):
+    from PySide6.QtCore import Qt
+
+    from gui.model_dialog import ModelDialog
+    from gui.model_finder import format_size
+
+    load(folder, "int8")
+    [entry] = store.entries(cache_dir)
+    dialog = ModelDialog(str(folder), "cpu", "auto")
+    qtbot.addWidget(dialog)
+    assert format_size(entry.size) in dialog.cache_size.text() and dialog.clear_cache.isEnabled()
+    qtbot.mouseClick(dialog.clear_cache, Qt.MouseButton.LeftButton)
+    assert store.entries(cache_dir) == [] and not entry.path.exists()
+    assert dialog.cache_size.text().endswith("empty") and not dialog.clear_cache.isEnabled()
