@@ -104,7 +104,7 @@ def test_sidebar_search_rename_delete_copy_theme_and_model_dialog(open_window, f
     dialog = ModelDialog("/models/Baichuan2-7B-Chat", "npu", "float16", window)
     dialog.max_seq_len.setValue(2048)
     assert dialog.choice() == {"model_dir": "/models/Baichuan2-7B-Chat", "device": "npu", "dtype": "float16",
-                               "max_seq_len": 2048}
+                               "max_seq_len": 2048, "quantize": "none", "tensor_parallel": 1}
 
 
 def test_language_switch_retranslates_the_whole_window(open_window, fresh_client):

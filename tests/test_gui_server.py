@@ -64,7 +64,7 @@ def test_local_server_serves_the_windows_model_and_shares_its_queue(open_window,
     def api_request():
         stream = api.chat.completions.create(
             model="", messages=[{"role": "user", "content": "Count from 1 to 1000, separated by commas."}],
-            temperature=0, max_tokens=80, stream=True)
+            temperature=0, max_tokens=400, stream=True)  # seconds of work: the window queues behind it
         for chunk in stream:
             if chunk.choices and chunk.choices[0].delta.content:
                 api_chunks.append(chunk.choices[0].delta.content)

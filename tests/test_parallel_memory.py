@@ -50,5 +50,9 @@ def test_each_rank_holds_half_the_weights(tmp_path):
     print(f"weights {weights / 2**20:.1f} MiB; one device +{one / 2**20:.1f} MiB; per rank of two: {mib}")
     assert 0.9 * weights < one < 1.35 * weights
     assert set(two) == {"0", "1"}
+    # Half the weights plus what any load costs (the interpreter's and torch's own growth, ~20-30 MiB here,
+    # measured on one device as one - weights); a rank holding the whole model would be ~W.
+    overhead = max(one - weights, 0)
     for rank, grown in two.items():
-        assert 0.4 * weights < grown < 0.62 * weights, (rank, mib, weights)
+        assert 0.4 * weights < grown < 0.5 * weights + overhead + 16 * 2**20, (rank, mib, weights, overhead)
+        assert grown < 0.75 * weights, (rank, mib, weights)
