@@ -30,7 +30,10 @@ class QueueWatch:
 
     def _run(self) -> None:
         while not self._stop.wait(POLL_S):
-            now = int(bool(self._engine.busy)) + self._engine.waiting - 1  # this answer waits among them
+            busy, waiting = bool(self._engine.busy), self._engine.waiting
+            if waiting == 0:  # this answer has not joined the queue yet (or holds the engine: done() follows)
+                continue
+            now = int(busy) + waiting - 1  # this answer waits among them
             if 0 <= now < self.ahead:
                 self.ahead = now
                 self._report(now)

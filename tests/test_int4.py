@@ -11,19 +11,13 @@ from inference.cpu.int4 import GROUP, Int4Linear, dequantize, quantize_groups
 from inference.cpu.int8 import Int8Linear
 from inference.engine import Engine
 from inference.errors import DeviceError
-from testkit.fixtures import write_model_folder
 
 needs_kernels = pytest.mark.skipif(cpu_kernels.load() is None, reason="no C compiler / vector ISA for the CPU kernels")
 
 
 @pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    root = tmp_path_factory.mktemp("int4")
-    return {
-        "rope": write_model_folder(root / "rope", hidden_size=128, num_heads=4, intermediate_size=320, seed=3),
-        "alibi": write_model_folder(root / "alibi", position_embedding="alibi", hidden_size=96, num_heads=6,
-                                    intermediate_size=256, seed=4),
-    }
+def folders(quant_folders):
+    return quant_folders
 
 
 def test_round_trip_is_within_half_a_step_per_group():

@@ -13,7 +13,6 @@ import torch.nn.functional as F
 from inference.cpu import kernels as cpu_kernels
 from inference.engine import Engine
 from inference.errors import DeviceError, InputError
-from testkit.fixtures import write_model_folder
 from inference.cpu import CpuLinear, Int8Linear, check_quantize, optimize_linears
 from inference.cpu.fused import FusedDecoder
 from inference.cpu.int8 import quantize_int8
@@ -23,13 +22,8 @@ needs_kernels = pytest.mark.skipif(cpu_kernels.load() is None, reason="no C comp
 
 
 @pytest.fixture(scope="module")
-def folders(tmp_path_factory):
-    root = tmp_path_factory.mktemp("quant")
-    return {
-        "rope": write_model_folder(root / "rope", hidden_size=128, num_heads=4, intermediate_size=320, seed=3),
-        "alibi": write_model_folder(root / "alibi", position_embedding="alibi", hidden_size=96, num_heads=6,
-                                    intermediate_size=256, seed=4),
-    }
+def folders(quant_folders):
+    return quant_folders
 
 
 def step_logits(engine: Engine, ids: list[int], prefill: int = 1) -> torch.Tensor:
