@@ -5,15 +5,21 @@ from .model import Shape
 
 LABELS = {
     "ours-bf16": ("ours", "bf16"), "ours-fp32": ("ours", "fp32"), "ours-int8": ("ours", "int8 weight-only"),
+    "ours-int4": ("ours", "int4 (groups of 32), head int8"),
     "ours-fp16": ("ours", "fp16"), "hf-bf16": ("transformers", "bf16"), "hf-fp32": ("transformers", "fp32"),
     "hf-fp16": ("transformers", "fp16"), "llamacpp-bf16": ("llama.cpp", "BF16 GGUF"),
     "llamacpp-f32": ("llama.cpp", "F32 GGUF"), "llamacpp-q8_0": ("llama.cpp", "Q8_0 GGUF"),
 }
 
 
-def roofline_tokens_per_s(bandwidth_gbps: float, shape: Shape, bytes_per_weight: float) -> float:
-    """Decode ceiling: bandwidth / weight bytes read per token (every matrix and lm_head once)."""
-    return bandwidth_gbps * 1e9 / (shape.matrix_params() * bytes_per_weight)
+def roofline_tokens_per_s(bandwidth_gbps: float, shape: Shape, bytes_per_weight: float | tuple[float, float]) -> float:
+    """Decode ceiling: bandwidth / weight bytes read per token (every matrix and lm_head once).
+
+    bytes_per_weight: one figure for every matrix, or (layers', lm_head's) where the head is stored apart
+    (int4 keeps an int8 head)."""
+    layers_bpw, head_bpw = bytes_per_weight if isinstance(bytes_per_weight, tuple) else (bytes_per_weight,) * 2
+    head = shape.vocab_size * shape.hidden_size
+    return bandwidth_gbps * 1e9 / ((shape.matrix_params() - head) * layers_bpw + head * head_bpw)
 
 
 def _gib(n: float | None) -> str:

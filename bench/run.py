@@ -17,7 +17,7 @@ SUBJECTS = {
     "ours-bf16": ("ours", "bfloat16", None, 2.0),
     "ours-fp32": ("ours", "float32", None, 4.0),
     "ours-int8": ("ours", "bfloat16", "int8", 1.0),
-    "ours-int4": ("ours", "bfloat16", "int4", 20 / 32),  # inference.cpu.int4: 4 bits + 2 fp16 per 32 (head: int8)
+    "ours-int4": ("ours", "bfloat16", "int4", (20 / 32, 1.0)),  # inference.cpu.int4: 4 bits + 2 fp16 per 32; head int8
     "ours-fp16": ("ours", "float16", None, 2.0),
     "hf-bf16": ("hf", "bfloat16", None, 2.0),
     "hf-fp32": ("hf", "float32", None, 4.0),

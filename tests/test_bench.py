@@ -57,6 +57,10 @@ def test_roofline_arithmetic():
     assert shape.matrix_params() == 8 * (4 * 1024 * 1024 + 3 * 1024 * 2816) + 125696 * 1024
     # the figure: about 70 tok/s at bf16 for 33 GB/s on this shape
     assert 65 < bench_report.roofline_tokens_per_s(33.0, shape, 2.0) < 75
+    assert bench_report.roofline_tokens_per_s(33.0, shape, (2.0, 2.0)) == bench_report.roofline_tokens_per_s(33.0, shape, 2.0)
+    # int4 layers with an int8 head: slower than if the head were int4 too, faster than all int8
+    int4 = bench_report.roofline_tokens_per_s(33.0, shape, (20 / 32, 1.0))
+    assert bench_report.roofline_tokens_per_s(33.0, shape, 1.0) < int4 < bench_report.roofline_tokens_per_s(33.0, shape, 20 / 32)
 
 
 def test_bench_runs_end_to_end_on_a_toy_model(tmp_path, capsys):
