@@ -224,7 +224,7 @@ class ChatController(VersionFlow, PresetFlow, AnswerFlow, QObject):
             self.error.emit(str(exc) or exc.__class__.__name__)
 
     async def _send_flow(self, text: str, editing: Message | None) -> None:
-        history = self.prompt_history() if editing is None else self._history_before(editing)
+        history = self.prompt_history(editing)
         ready = self.client.state == "ready"
         if ready and await refuse_unfit(self, history + [{"role": "user", "content": text}]):
             self._give_back(text, editing)  # attachments that do not fit: never cut, the budget bar says why
@@ -275,13 +275,11 @@ class ChatController(VersionFlow, PresetFlow, AnswerFlow, QObject):
             self.editing = editing  # still editing that message: Enter tries again
             self.editing_changed.emit(True)
 
-    def _history_before(self, message: Message) -> list[dict]:
+    def prompt_history(self, before: Message | None = None) -> list[dict]:
+        """The conversation as the chat rule gets it (messages without text are left out), up to `before`
+        (a message being edited) when given."""
         return [{"role": m.role, "content": m.content} for m in self.messages
-                if m.position < message.position and m.content.strip()]
-
-    def prompt_history(self) -> list[dict]:
-        """The conversation as the chat rule gets it (messages without text are left out)."""
-        return [{"role": m.role, "content": m.content} for m in self.messages if m.content.strip()]
+                if m.content.strip() and (before is None or m.position < before.position)]
 
     def _message(self, message_id: int) -> Message | None:
         return next((m for m in self.messages if m.id == message_id), None)
@@ -357,11 +355,7 @@ class ChatController(VersionFlow, PresetFlow, AnswerFlow, QObject):
 
     def budget_messages(self) -> list[dict]:
         """What the next send would hand the chat rule: the history (cut at an edit) and the input text."""
-        history = self.messages
-        if self.editing is not None:
-            history = [m for m in history if m.position < self.editing.position]
-        messages = [{"role": m.role, "content": m.content} for m in history if m.content.strip()]
-        return messages + [{"role": "user", "content": self.input.message_text()}]
+        return self.prompt_history(self.editing) + [{"role": "user", "content": self.input.message_text()}]
 
     def request_budget(self) -> None:
         self.client.request_budget(self.budget_messages(), self.settings_panel.settings())
