@@ -211,11 +211,9 @@ class InferenceWorker(QObject):
         })
 
     def _report(self, exc: BaseException, what: str, released: str = "") -> None:
-        from inference.errors import UserError
+        from inference.errors import Cancelled, UserError
 
-        # The typed cancel, without importing the engine (and torch) here: it is loaded whenever it can be raised.
-        cancelled = getattr(sys.modules.get("inference.engine"), "Cancelled", UserError)
-        if not isinstance(exc, (UserError, MemoryError, cancelled)):
+        if not isinstance(exc, (UserError, MemoryError, Cancelled)):
             print(f"baichuan-chat: {what} failed:", file=sys.stderr)
             traceback.print_exception(exc, file=sys.stderr)
         note = f" ({released} was unloaded first to make room for the new model)" if released else ""

@@ -14,7 +14,7 @@ from .modeling.config import GenerationDefaults, ModelConfig
 from .text.detokenizer import IncrementalDetokenizer
 from . import cpu, npu, parallel
 from .device import dtype_name, resolve_device, resolve_dtype, synchronizer
-from .errors import DeviceError, InputError, ModelOutputError
+from .errors import Cancelled, DeviceError, InputError, ModelOutputError  # noqa: F401 - Cancelled: part of this API
 from .events import ChatStarted, FinishEvent, TokenEvent
 from .fair_lock import FairLock
 from .modeling.memory_plan import MemoryPlan
@@ -24,10 +24,6 @@ from .sampling import Sampler, SamplingParams
 from .torch_guard import is_out_of_memory
 
 Progress = Callable[[float, str], None]
-
-
-class Cancelled(Exception):
-    """Model loading was cancelled by the user."""
 
 
 class ContextLengthError(InputError):

@@ -17,5 +17,9 @@ class DeviceError(UserError):
     """The requested device or dtype cannot be used (no NPU, out of memory, broken torch_npu)."""
 
 
+class Cancelled(Exception):
+    """Model loading was cancelled by the user (not an error to report, so not a UserError)."""
+
+
 class ModelOutputError(UserError):
     """The model computed something unusable (NaN or infinite logits): broken weights, not bad input."""

@@ -74,7 +74,7 @@ def load_leader(load, model_dir, *, tensor_parallel, device="auto", dtype="auto"
 
     from ..modeling.config import load_folder_config
     from ..device import resolve_device
-    from ..engine import Cancelled
+    from ..errors import Cancelled
     from .ranks import memory_stats
 
     world = tensor_parallel
