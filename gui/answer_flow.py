@@ -8,7 +8,7 @@ import time
 
 from PySide6.QtWidgets import QMessageBox
 
-from .engine_client import WorkerError
+from .engine_thread import WorkerError
 from .store import Message
 from .store_tree import ACTIVE
 

@@ -9,7 +9,7 @@ from PySide6.QtGui import QTextCursor
 from .answer_flow import PARTIAL_SAVE_S, AnswerFlow  # noqa: F401 - PARTIAL_SAVE_S is part of this module's API
 from .attachment_bar import refuse_unfit
 from .drafts import Drafts
-from .engine_client import EngineClient
+from .engine_thread import EngineClient
 from .preset_flow import PresetFlow
 from .save_retry import SaveKeeper
 from .store import STATE_LAST_CONVERSATION, Message, Store, StoreError

@@ -102,7 +102,7 @@ class ConnectDialog(QDialog):
             try:
                 result = fetch_models(url, key)
             except Exception as exc:  # noqa: BLE001 - shown in the dialog as one sentence
-                from .worker import user_message
+                from .engine_loading import user_message
 
                 result = user_message(exc)
             try:

@@ -21,7 +21,7 @@ from .budget_bar import BudgetBar
 from .chat_controller import ChatController
 from .chat_view import ChatView
 from .conversation_list import ConversationList
-from .engine_client import EngineClient, LoadCancelled, WorkerError
+from .engine_thread import EngineClient, LoadCancelled, WorkerError
 from .export import ExportError, export_json, export_markdown, import_json
 from .file_dirs import start_dir
 from .find_bar import FindBar

@@ -19,7 +19,7 @@ def remote_fields(settings: dict) -> dict:
     defaults would otherwise fill what a greedy request leaves out, e.g. its repetition penalty)."""
     from inference.remote import request_fields
 
-    from .worker import sampling_params
+    from .engine_thread import sampling_params
 
     fields = request_fields(sampling_params(settings))
     fields["repetition_penalty"] = float(settings["repetition_penalty"])

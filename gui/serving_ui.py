@@ -6,7 +6,7 @@ from __future__ import annotations
 from PySide6.QtCore import QObject
 
 from .connect_dialog import ConnectDialog
-from .engine_client import LoadCancelled, WorkerError
+from .engine_thread import LoadCancelled, WorkerError
 from .local_server import LocalServer
 from .logging_setup import logger
 from .remote_state import (

@@ -16,7 +16,7 @@ theme.apply_fonts(app)
 dark = theme.apply(app, "light")
 loop = qasync.QEventLoop(app, already_running=True)
 from gui_harness import running, wait_until
-from gui.engine_client import EngineClient
+from gui.engine_thread import EngineClient
 from gui.main_window import MainWindow
 from gui.paths import history_path
 from gui.store import Store

@@ -63,7 +63,7 @@ def loop(qasync_loop):
 @pytest.fixture(scope="session")
 def demo_client(qasync_loop):
     """An EngineClient whose worker has loaded the demo model (once for the whole session)."""
-    from gui.engine_client import EngineClient
+    from gui.engine_thread import EngineClient
 
     with running(qasync_loop):
         client = EngineClient()

@@ -8,7 +8,7 @@ from PySide6.QtCore import Qt
 
 from gui import attachments
 from gui.attachments import Attachment, AttachmentError, compose, read_attachment, split
-from gui.worker import chat_messages
+from gui.engine_thread import chat_messages
 from gui_harness import set_greedy, type_and_send, wait_answer, wait_until
 from pdf_fixture import write_pdf
 

@@ -30,7 +30,7 @@ def b2_model(tmp_path_factory):
 @pytest.fixture
 def fresh_client(loop):
     """An EngineClient with nothing loaded (as at start-up)."""
-    from gui.engine_client import EngineClient
+    from gui.engine_thread import EngineClient
 
     client = EngineClient()
     yield client

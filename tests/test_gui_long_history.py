@@ -12,7 +12,7 @@ from PySide6.QtWidgets import QApplication
 from gui_harness import wait_until
 
 from gui.chat_view import INITIAL_WIDGETS, PAGE_WIDGETS
-from gui.engine_client import EngineClient
+from gui.engine_thread import EngineClient
 from gui.store import Conversation, Message, now_iso
 
 MESSAGES = 5000

@@ -7,7 +7,7 @@ from PySide6.QtTest import QTest
 
 from gui_harness import DEMO_DTYPE, DEMO_MAX_SEQ_LEN, run_async, type_and_send, type_text, wait_answer, wait_until
 
-from gui.engine_client import EngineClient
+from gui.engine_thread import EngineClient
 
 
 @pytest.fixture

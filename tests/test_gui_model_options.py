@@ -8,7 +8,7 @@ import pytest
 
 from gui_harness import run_async, type_and_send, wait_answer
 
-from gui.engine_client import EngineClient
+from gui.engine_thread import EngineClient
 from gui.model_dialog import ModelDialog
 from testkit.fixtures import write_model_folder
 

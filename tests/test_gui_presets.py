@@ -82,7 +82,7 @@ def test_help_lists_every_shortcut(open_window, no_model_client):
 
 @pytest.fixture
 def no_model_client(loop):
-    from gui.engine_client import EngineClient
+    from gui.engine_thread import EngineClient
 
     client = EngineClient()
     yield client

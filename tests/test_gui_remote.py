@@ -32,7 +32,7 @@ def server():
 @pytest.fixture
 def remote_window(open_window, server, qtbot):
     """A window on its own EngineClient, connected through Model → Connect to server… (the dialog, as a user)."""
-    from gui.engine_client import EngineClient
+    from gui.engine_thread import EngineClient
 
     client = EngineClient()
     window = open_window(client)

@@ -12,7 +12,7 @@ from gui_harness import set_greedy, type_and_send, wait_answer, wait_until
 
 from gui import i18n
 from gui.chat_view import ChatView
-from gui.engine_client import EngineClient
+from gui.engine_thread import EngineClient
 from gui.message_widget import RENDER_CAP
 from gui.paths import history_path
 from gui.speed_plot import SpeedPanel

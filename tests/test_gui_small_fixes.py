@@ -20,7 +20,7 @@ from gui_harness import wait_until
 
 from gui import theme
 from gui.conversation_list import ConversationList
-from gui.engine_client import EngineClient
+from gui.engine_thread import EngineClient
 from gui.export import FORMAT, MAX_TEXT_CHARS, ImportFormatError, distinguish_duplicates, export_json, import_json
 from gui.settings_panel import SettingsPanel
 from gui.store import Store

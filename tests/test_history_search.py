@@ -13,7 +13,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from gui_harness import wait_until
 
-from gui.engine_client import EngineClient
+from gui.engine_thread import EngineClient
 from gui.conversation_delegate import HEADER_ROLE, SNIPPET_ROLE
 from gui.store import Conversation, Message, Store, now_iso
 from gui.store_schema import MIGRATIONS, SCHEMA_VERSION

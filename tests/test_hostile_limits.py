@@ -261,7 +261,7 @@ def test_generate_into_a_closed_pipe_exits_quietly(template):
 def test_failed_or_cancelled_load_keeps_the_working_model(loop, template, tmp_path):
     from gui_harness import run_async
 
-    from gui.engine_client import EngineClient, LoadCancelled, WorkerError
+    from gui.engine_thread import EngineClient, LoadCancelled, WorkerError
 
     client = EngineClient()
     try:
@@ -289,7 +289,7 @@ def test_a_model_that_does_not_fit_beside_the_old_one_releases_it_first(template
     import gc
     import weakref
 
-    from gui.worker import InferenceWorker
+    from gui.engine_thread import InferenceWorker
 
     worker, notes = InferenceWorker(), []
     worker.load_progress.connect(lambda _f, message: notes.append(message))
@@ -308,7 +308,7 @@ def test_closing_during_a_load_stops_the_thread_at_once(loop, tmp_path):
     """EngineClient.shutdown() while the demo model loads (17 s here): the worker thread ends within a second."""
     from gui_harness import wait_until
 
-    from gui.engine_client import EngineClient
+    from gui.engine_thread import EngineClient
 
     client = EngineClient()
     messages = []

@@ -109,7 +109,7 @@ def test_the_model_dialog_lists_them(open_window, hf_home, small_folder, monkeyp
 
 
 def test_a_loaded_folder_becomes_recent(open_window, small_folder, loop):
-    from gui.engine_client import EngineClient
+    from gui.engine_thread import EngineClient
 
     client = EngineClient()
     try:

@@ -34,7 +34,7 @@ def soak_folder(tmp_path_factory):
 
 @pytest.fixture
 def soak_client(loop, soak_folder):
-    from gui.engine_client import EngineClient
+    from gui.engine_thread import EngineClient
 
     client = EngineClient()
     future = client.load(str(soak_folder), "cpu", "float32", MAX_SEQ_LEN)

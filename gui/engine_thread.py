@@ -1,13 +1,54 @@
-"""GUI-side handle of the worker threads: queued requests out, asyncio futures and re-emitted signals back."""
+"""The engine's thread, worker and controller in one place (the PySide6 Worker/Controller pattern): InferenceWorker
+owns the Engine in a QThread (slots in, signals out, no widgets); EngineClient, on the GUI thread, owns the threads
+and turns requests into queued signals and the answers into asyncio futures and signals."""
 from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections import deque
 
-from PySide6.QtCore import QObject, QThread, Signal
+from PySide6.QtCore import QObject, QThread, Signal, Slot
 
-from .worker import BudgetWorker, InferenceWorker
+from .budget_worker import BudgetWorker
+from .engine_loading import EngineLoading
+
+SPEED_INTERVAL_S = 0.1  # decode-speed samples for the live plot, at most 10 per second
+SPEED_WINDOW = 16  # tokens in the moving window the decode speed is measured over
+
+
+def chat_messages(history: list[dict], system_prompt: str) -> list[dict]:
+    """The messages the chat rule sees: the system prompt (when given) then the conversation."""
+    messages = [{"role": "system", "content": system_prompt}] if system_prompt.strip() else []
+    return messages + [{"role": m["role"], "content": m["content"]} for m in history]
+
+
+def sampling_params(settings: dict):
+    """SamplingParams for one request from the settings panel's values."""
+    from inference.sampling import SamplingParams
+
+    return SamplingParams(
+        do_sample=bool(settings["do_sample"]), temperature=float(settings["temperature"]),
+        top_k=int(settings["top_k"]), top_p=float(settings["top_p"]),
+        repetition_penalty=float(settings["repetition_penalty"]), seed=settings.get("seed"),
+    )
+
+
+class _SpeedMeter:
+    """Decode tok/s over a moving window of token arrival times, sampled at most every SPEED_INTERVAL_S."""
+
+    def __init__(self):
+        self.times: deque[float] = deque(maxlen=SPEED_WINDOW)
+        self.count = 0
+        self.last_sample = 0.0
+
+    def tick(self, now: float) -> float | None:
+        self.count += 1
+        self.times.append(now)
+        if len(self.times) < 2 or now - self.last_sample < SPEED_INTERVAL_S:
+            return None
+        self.last_sample = now
+        return (len(self.times) - 1) / max(self.times[-1] - self.times[0], 1e-9)
 
 
 class WorkerError(Exception):
@@ -16,6 +57,115 @@ class WorkerError(Exception):
 
 class LoadCancelled(WorkerError):
     """The user cancelled a model load."""
+
+
+class InferenceWorker(EngineLoading, QObject):
+    """Owns the Engine in a worker thread. Requests arrive as queued slot calls, one at a time; loading,
+    connecting and error reports come from EngineLoading (off the answer path)."""
+
+    token = Signal(str, int)  # text the token completes (may be ''), token id
+    finished = Signal(dict)  # text, output_ids, finish_reason, metrics, dropped_rounds, budget
+    error = Signal(str)  # one sentence; ends the current request
+    load_progress = Signal(float, str)
+    loaded = Signal(dict)  # engine.info()
+    speed = Signal(int, float)  # output tokens so far, decode tok/s
+    first_token = Signal(dict)  # ttft_s, prompt_tokens: shown before the answer's final metrics
+    engine_changed = Signal(object)  # the Engine (or None), for the BudgetWorker only: never to the GUI
+    kept = Signal(dict)  # a load failed or was cancelled: engine.info() of the model still in use (before error)
+    queued = Signal(int)  # requests ahead of the window's answer on the shared engine (API clients); 0: its turn
+
+    def __init__(self):
+        super().__init__()
+        self._engine = None
+        self._released = ""  # the model a load unloaded to make room, for its error message
+
+    def local_engine(self):
+        """The loaded local Engine, for the API server's threads (None between models or when connected to a
+        server: the local API then answers 503)."""
+        engine = self._engine
+        return None if engine is None or getattr(engine, "remote_counter", None) is not None else engine
+
+    @Slot(object)
+    def load(self, request: dict) -> None:
+        """Load a model folder (None = the demo model). The working model stays until the new one is loaded:
+        a failed or cancelled load leaves it in use (`kept` carries its info, just before `error`). Only when
+        the new model would not fit in memory beside it is it released first, and the progress says so."""
+        cancel: threading.Event = request["cancel"]
+        self._released = ""
+        try:
+            from inference.torch_guard import torch_import_problem
+
+            problem = torch_import_problem()
+            if problem:
+                self.error.emit(problem)
+                return
+            if request.get("remote"):
+                self._connect(request["remote"])
+                return
+            from inference.engine import Engine
+
+            engine = Engine.load(
+                request.get("model_dir"), device=request.get("device") or "auto",
+                dtype=request.get("dtype") or "auto", max_seq_len=request.get("max_seq_len"),
+                quantize=request.get("quantize") or "none", tensor_parallel=request.get("tensor_parallel") or 1,
+                progress=self.load_progress.emit, cancel=cancel, before_allocate=self._make_room,
+            )
+        except Exception as exc:  # noqa: BLE001 - every failure becomes a dialog, the app stays up
+            if self._engine is not None:
+                self.kept.emit(self._engine.info())
+            self._report(exc, "loading", self._released)
+            return
+        self._swap(engine, engine.info())
+
+    @Slot(object)
+    def generate(self, request: dict) -> None:
+        """Answer request['messages'] with request['settings']; stop when request['cancel'] is set."""
+        if self._engine is None:
+            self.error.emit("no model is loaded; open a model folder or load the demo model")
+            return
+        from inference.engine import ChatStarted, FinishEvent
+
+        settings = request["settings"]
+        engine = self._engine
+        counter = getattr(engine, "remote_counter", None)
+        messages = chat_messages(request["messages"], settings.get("system_prompt", ""))
+        watch = None
+        try:
+            from .remote_budget import remote_fields
+            from .queue_watch import QueueWatch
+
+            sampling = remote_fields(settings) if counter is not None else sampling_params(settings)
+            events = engine.stream_chat(messages, int(settings["max_new_tokens"]), sampling, request["cancel"])
+            meter = _SpeedMeter()
+            chat = finish = None
+            for event in events:
+                if isinstance(event, ChatStarted):
+                    chat = event
+                    watch = QueueWatch.start(engine, self.queued.emit)  # API requests ahead of this answer
+                    continue
+                if watch is not None:
+                    watch = watch.done()
+                if isinstance(event, FinishEvent):
+                    finish = event
+                    break
+                if event.ttft_s is not None:
+                    self.first_token.emit({"ttft_s": event.ttft_s, "prompt_tokens": len(chat.input_ids) or None})
+                self.token.emit(event.text, event.token_id)
+                rate = meter.tick(time.perf_counter())
+                if rate is not None:
+                    self.speed.emit(meter.count, rate)
+        except Exception as exc:  # noqa: BLE001
+            self._report(exc, "generation")
+            return
+        finally:
+            if watch is not None:
+                watch.done()
+        if counter is not None:
+            counter.learn(messages, finish.metrics, finish.text)
+        self.finished.emit({
+            "text": finish.text, "output_ids": list(finish.output_ids), "finish_reason": finish.finish_reason,
+            "metrics": dict(finish.metrics), "dropped_rounds": chat.dropped_rounds, "budget": dict(chat.budget),
+        })
 
 
 class EngineClient(QObject):
@@ -136,8 +286,9 @@ class EngineClient(QObject):
             return
         self._budget_id += 1
         self.budget_worker.latest_id = self._budget_id
-        self._encode_requested.emit({"id": self._budget_id, "messages": messages,
-                                     "system_prompt": settings.get("system_prompt", ""),
+        system = settings.get("system_prompt", "")
+        self._encode_requested.emit({"id": self._budget_id, "messages": chat_messages(messages, system),
+                                     "newest": chat_messages(messages[-1:], system),
                                      "max_new_tokens": settings["max_new_tokens"]})
 
     def count_budget(self, messages: list[dict], settings: dict) -> asyncio.Future:
