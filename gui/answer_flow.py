@@ -1,4 +1,5 @@
-"""The answering half of the chat controller: one answer (new, regenerated or continued) streamed, saved, finished."""
+"""The answering half of the chat controller: Send (the input box's signal lands here), then one answer (new,
+regenerated or continued) streamed into its MessageWidget, saved and finished."""
 from __future__ import annotations
 
 import asyncio
@@ -8,12 +9,14 @@ import time
 
 from PySide6.QtWidgets import QMessageBox
 
+from .attachment_bar import refuse_unfit
 from .engine_thread import WorkerError
-from .store import Message
+from .store import STATE_LAST_CONVERSATION, Message, StoreError
 from .store_tree import ACTIVE
 
 PARTIAL_SAVE_S = 0.5  # a streaming answer is saved at least this often, so a kill -9 keeps it
 BUDGET_COUNT_TIMEOUT_S = 10.0
+TITLE_LENGTH = 48
 
 
 class _Answer:
@@ -33,10 +36,77 @@ class _Answer:
 
 
 class AnswerFlow:
-    """Mixed into ChatController: needs store, saver, client, view, settings_panel, speed_panel, messages."""
+    """Mixed into ChatController: needs store, saver, drafts, client, view, input, settings_panel, speed_panel,
+    messages, editing and _start."""
 
     answer: _Answer | None = None
     confirm_box: QMessageBox | None = None
+
+    def send(self) -> None:
+        """Send the input box's text (Enter); while the model loads, the answer waits for it. If the text is not
+        sent after all (the user declines a cut, or the history cannot store it) it comes back to the box."""
+        text = self.input.message_text()  # the typed text and the attached files
+        if not text or self.answering:
+            return
+        editing = self.editing
+        self._draft_before_edit = ""
+        self.input.clear()
+        if editing is not None:
+            self.editing = None
+            self.editing_changed.emit(False)
+        self._start(self._send_flow(text, editing))
+
+    async def _send_flow(self, text: str, editing: Message | None) -> None:
+        history = self.prompt_history(editing)
+        ready = self.client.state == "ready"
+        if ready and await refuse_unfit(self, history + [{"role": "user", "content": text}]):
+            self._give_back(text, editing)  # attachments that do not fit: never cut, the budget bar says why
+            return
+        if ready and not await self._confirm_cut(history + [{"role": "user", "content": text}],
+                                                 self.settings_panel.settings()):
+            self._give_back(text, editing)
+            return
+        try:
+            message = await self._store_question(text, editing)
+        except StoreError as exc:
+            self._save_problem(self.tr("Your message could not be saved ({reason}); it is back in the input box.")
+                               .format(reason=str(exc).rstrip(".")))
+            self._give_back(text, editing)
+            return
+        self.drafts.put(self.conversation_id, "")
+        self.drafts.put(None, "")
+        self.messages.append(message)
+        self.view.add_message(message.id, "user", text, versions=self.versions_of(message))
+        await self._answer_flow(self.conversation_id, retract=message, checked=ready)
+
+    async def _store_question(self, text: str, editing: Message | None) -> Message:
+        """Commit the question (an edit: a new branch beside the edited one, which stays); StoreError leaves
+        the shown conversation as it was."""
+        if self.conversation_id is None:
+            title = " ".join(text.split())[:TITLE_LENGTH] or "…"
+            model = (self.client.info or {}).get("name", "")
+            created = self.store.create_conversation(title, settings=self.settings_panel.settings(), model_name=model)
+            self.conversation_id = created.id
+            self.saver.attempt(self.store.set_state, STATE_LAST_CONVERSATION, created.id)
+            self.conversations_changed.emit()
+        branch = editing is not None and editing.conversation_id == self.conversation_id
+        message = await asyncio.to_thread(self.store.add_message, self.conversation_id, "user", text,
+                                          **({"parent_id": editing.parent_id} if branch else {}))
+        if branch:
+            self.messages = [m for m in self.messages if m.position < editing.position]
+            self.view.remove_from(editing.id)
+        if self.saver.failing and not self.saver.pending:
+            self.saver.retry()  # a write went through again: clear the notice
+        return message
+
+    def _give_back(self, text: str, editing: Message | None = None) -> None:
+        """A message that was not sent goes back into the input box (before anything typed since)."""
+        typed = self.input.toPlainText()
+        self.input.set_message(text + ("\n\n" + typed if typed.strip() else ""))
+        self._caret_to_end()
+        if editing is not None and self.editing is None and editing in self.messages:
+            self.editing = editing  # still editing that message: Enter tries again
+            self.editing_changed.emit(True)
 
     async def _answer_flow(self, conversation_id: int, retract: Message | None = None, checked: bool = False,
                            resume: Message | None = None, parent=ACTIVE) -> None:
@@ -87,7 +157,6 @@ class AnswerFlow:
             self.error.emit(failure)
 
     def _finish_answer(self, begun: Message, widget, text: str, status: str, metrics: dict) -> None:
-        self.view.flush()
         model = (self.client.info or {}).get("name", "")
         if model:
             metrics = {**metrics, "model": model}
@@ -164,7 +233,7 @@ class AnswerFlow:
         answer.text += text
         answer.token_ids.append(token_id)
         if answer.stream:
-            self.view.update_text(answer.widget, answer.full_text)
+            answer.widget.stream_text(answer.full_text)  # rendered at its next frame (≤ 60 Hz)
         now = time.monotonic()
         if now - answer.saved_at >= PARTIAL_SAVE_S:
             answer.saved_at = now

@@ -1,4 +1,5 @@
-"""The chat flow: conversations, send / stop / regenerate / edit / continue, drafts, history commits."""
+"""The chat flow around the answers: conversations, stop / edit, drafts, settings and the budget; wires the window's
+parts together (sending and answering are AnswerFlow's, in answer_flow.py)."""
 from __future__ import annotations
 
 import asyncio
@@ -7,18 +8,16 @@ from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QTextCursor
 
 from .answer_flow import PARTIAL_SAVE_S, AnswerFlow  # noqa: F401 - PARTIAL_SAVE_S is part of this module's API
-from .attachment_bar import refuse_unfit
 from .drafts import Drafts
 from .engine_thread import EngineClient
 from .preset_flow import PresetFlow
 from .save_retry import SaveKeeper
-from .store import STATE_LAST_CONVERSATION, Message, Store, StoreError
+from .store import STATE_LAST_CONVERSATION, Message, Store
 from .versions import VersionFlow
 
 BUDGET_DEBOUNCE_MS = 250
 DRAFT_DEBOUNCE_MS = 1000
 SETTINGS_DEBOUNCE_MS = 400
-TITLE_LENGTH = 48
 
 
 class ChatController(VersionFlow, PresetFlow, AnswerFlow, QObject):
@@ -163,21 +162,7 @@ class ChatController(VersionFlow, PresetFlow, AnswerFlow, QObject):
         self.search = text
         self.conversations_changed.emit()
 
-    # ---- sending -----------------------------------------------------------------------------
-    def send(self) -> None:
-        """Send the input box's text (Enter); while the model loads, the answer waits for it. If the text is not
-        sent after all (the user declines a cut, or the history cannot store it) it comes back to the box."""
-        text = self.input.message_text()  # the typed text and the attached files
-        if not text or self.answering:
-            return
-        editing = self.editing
-        self._draft_before_edit = ""
-        self.input.clear()
-        if editing is not None:
-            self.editing = None
-            self.editing_changed.emit(False)
-        self._start(self._send_flow(text, editing))
-
+    # ---- stop and edit -----------------------------------------------------------------------
     def stop(self) -> None:
         """Stop the answer (Esc / Stop): ends within one decode step; the partial answer is kept."""
         if self.answer is None:
@@ -222,58 +207,6 @@ class ChatController(VersionFlow, PresetFlow, AnswerFlow, QObject):
         if not task.cancelled() and task.exception() is not None:
             exc = task.exception()
             self.error.emit(str(exc) or exc.__class__.__name__)
-
-    async def _send_flow(self, text: str, editing: Message | None) -> None:
-        history = self.prompt_history(editing)
-        ready = self.client.state == "ready"
-        if ready and await refuse_unfit(self, history + [{"role": "user", "content": text}]):
-            self._give_back(text, editing)  # attachments that do not fit: never cut, the budget bar says why
-            return
-        if ready and not await self._confirm_cut(history + [{"role": "user", "content": text}],
-                                                 self.settings_panel.settings()):
-            self._give_back(text, editing)
-            return
-        try:
-            message = await self._store_question(text, editing)
-        except StoreError as exc:
-            self._save_problem(self.tr("Your message could not be saved ({reason}); it is back in the input box.")
-                               .format(reason=str(exc).rstrip(".")))
-            self._give_back(text, editing)
-            return
-        self.drafts.put(self.conversation_id, "")
-        self.drafts.put(None, "")
-        self.messages.append(message)
-        self.view.add_message(message.id, "user", text, versions=self.versions_of(message))
-        await self._answer_flow(self.conversation_id, retract=message, checked=ready)
-
-    async def _store_question(self, text: str, editing: Message | None) -> Message:
-        """Commit the question (an edit: a new branch beside the edited one, which stays); StoreError leaves
-        the shown conversation as it was."""
-        if self.conversation_id is None:
-            title = " ".join(text.split())[:TITLE_LENGTH] or "…"
-            model = (self.client.info or {}).get("name", "")
-            created = self.store.create_conversation(title, settings=self.settings_panel.settings(), model_name=model)
-            self.conversation_id = created.id
-            self.saver.attempt(self.store.set_state, STATE_LAST_CONVERSATION, created.id)
-            self.conversations_changed.emit()
-        branch = editing is not None and editing.conversation_id == self.conversation_id
-        message = await asyncio.to_thread(self.store.add_message, self.conversation_id, "user", text,
-                                          **({"parent_id": editing.parent_id} if branch else {}))
-        if branch:
-            self.messages = [m for m in self.messages if m.position < editing.position]
-            self.view.remove_from(editing.id)
-        if self.saver.failing and not self.saver.pending:
-            self.saver.retry()  # a write went through again: clear the notice
-        return message
-
-    def _give_back(self, text: str, editing: Message | None = None) -> None:
-        """A message that was not sent goes back into the input box (before anything typed since)."""
-        typed = self.input.toPlainText()
-        self.input.set_message(text + ("\n\n" + typed if typed.strip() else ""))
-        self._caret_to_end()
-        if editing is not None and self.editing is None and editing in self.messages:
-            self.editing = editing  # still editing that message: Enter tries again
-            self.editing_changed.emit(True)
 
     def prompt_history(self, before: Message | None = None) -> list[dict]:
         """The conversation as the chat rule gets it (messages without text are left out), up to `before`

@@ -1,4 +1,4 @@
-"""The conversation pane: a scrolling column of MessageWidgets, re-rendered by one ≤ 60 Hz timer.
+"""The conversation pane: a scrolling column of MessageWidgets (a streaming answer renders itself, ≤ 60 Hz).
 
 Only the newest messages get widgets when a conversation opens; older ones are rendered a page at a time
 when the user scrolls to the top (or clicks "Load earlier messages"), so 5,000 messages open as fast as 50.
@@ -11,7 +11,6 @@ from PySide6.QtWidgets import QFrame, QHBoxLayout, QLabel, QPushButton, QScrollA
 from .markdown_render import MarkdownRenderer
 from .message_widget import MessageWidget
 
-FRAME_MS = 16  # at most ~60 renders per second, however fast tokens arrive
 COLUMN_MAX_WIDTH = 900
 INITIAL_WIDGETS = 40  # the newest messages rendered when a conversation opens
 PAGE_WIDGETS = 40  # older messages rendered each time the user reaches the top
@@ -20,7 +19,7 @@ REVEAL_LIMIT = 400  # a search hit further back than this many unrendered messag
 
 
 class ChatView(QScrollArea):
-    """Shows one conversation; streaming text is applied by a frame timer, not per token."""
+    """Shows one conversation; streamed text goes to the answer's MessageWidget directly, not through here."""
 
     regenerate_requested = Signal(int)
     edit_requested = Signal(int)
@@ -40,10 +39,7 @@ class ChatView(QScrollArea):
         self._anchor: tuple[MessageWidget, int] | None = None  # keeps a widget still while older ones arrive
         self._busy = False
         self.author = ""
-        self._dirty: set[MessageWidget] = set()
         self._follow = True
-        self._timer = QTimer(self, interval=FRAME_MS, singleShot=True)
-        self._timer.timeout.connect(self._render_dirty)
 
         canvas = QWidget(objectName="chatCanvas")
         self.column = QWidget(objectName="chatColumn")
@@ -192,17 +188,10 @@ class ChatView(QScrollArea):
         for widget in self.widgets:
             widget.set_busy(busy)
 
-    def update_text(self, widget: MessageWidget, text: str) -> None:
-        """Streamed text for a message; shown at the next frame (≤ 60 Hz)."""
-        widget.set_text(text)
-        self._dirty.add(widget)
-        if not self._timer.isActive():
-            self._timer.start()
-
     def flush(self) -> None:
-        """Render pending text now (before a final render, or in tests)."""
-        self._timer.stop()
-        self._render_dirty()
+        """Render streamed text still waiting for its frame now (in tests, or before a screenshot)."""
+        for widget in self.widgets:
+            widget.flush()
 
     def scroll_to_bottom(self) -> None:
         self._anchor = None
@@ -237,7 +226,6 @@ class ChatView(QScrollArea):
 
     def _drop(self, widgets) -> None:
         for widget in widgets:
-            self._dirty.discard(widget)
             widget.setParent(None)
             widget.deleteLater()
 
@@ -266,11 +254,6 @@ class ChatView(QScrollArea):
         bar = self.verticalScrollBar()
         if self._first and bar.value() <= bar.minimum() + TOP_MARGIN_PX:
             self.load_earlier()
-
-    def _render_dirty(self) -> None:
-        dirty, self._dirty = self._dirty, set()
-        for widget in dirty:
-            widget.render()
 
     def _range_changed(self, _minimum: int, maximum: int) -> None:
         if self._anchor is not None:

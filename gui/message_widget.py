@@ -2,24 +2,25 @@
 from __future__ import annotations
 
 import html
-import re
 
 from PySide6.QtCore import QEvent, Qt, QTimer, Signal
-from PySide6.QtGui import QColor, QCursor, QDesktopServices, QFontMetrics, QGuiApplication, QTextCharFormat
+from PySide6.QtGui import QCursor, QDesktopServices, QFontMetrics, QGuiApplication
 from PySide6.QtWidgets import (
-    QFrame, QHBoxLayout, QLabel, QSizePolicy, QTextBrowser, QTextEdit, QToolButton, QToolTip, QVBoxLayout, QWidget,
+    QFrame, QHBoxLayout, QLabel, QSizePolicy, QTextBrowser, QToolButton, QToolTip, QVBoxLayout, QWidget,
 )
 
 from .attachments import bubble_text
 from .markdown_render import IncrementalRenderer, MarkdownRenderer
 from .speed_plot import format_metrics
 from .text_viewer import TextViewer
+from .version_switcher import VersionSwitcher
 
 BUBBLE_PADDING = 28  # horizontal padding of the user bubble (QSS) + label margins
 # Characters of one message that are rendered; the rest is behind "Show all" (a 50 MB message froze the
 # window for minutes). Copy, export and the model always get the whole text.
 RENDER_CAP = 30_000
 COPIED_MS = 1500  # how long the Copy button says "Copied"
+FRAME_MS = 16  # a streaming answer is rendered at most ~60 times a second, however fast tokens arrive
 
 
 class RichText(QTextBrowser):
@@ -49,7 +50,7 @@ class RichText(QTextBrowser):
 
 
 class MessageWidget(QWidget):
-    """Shows one message; assistant text is re-rendered by ChatView's ≤ 60 Hz timer while it streams."""
+    """Shows one message; while an answer streams, its text is re-rendered by its own ≤ 60 Hz frame timer."""
 
     regenerate_requested = Signal(int)
     edit_requested = Signal(int)
@@ -72,6 +73,8 @@ class MessageWidget(QWidget):
         self._renderer = renderer
         self._copied = QTimer(self, interval=COPIED_MS, singleShot=True)
         self._copied.timeout.connect(self.retranslate_ui)
+        self._frame = QTimer(self, interval=FRAME_MS, singleShot=True)  # the next streamed frame
+        self._frame.timeout.connect(self.render)
         self.copy_button = self._action("copy")
         self.edit_button = self._action("edit") if role == "user" else None
         self.regenerate_button = self._action("regenerate") if role == "assistant" else None
@@ -171,9 +174,17 @@ class MessageWidget(QWidget):
         super().changeEvent(event)
 
     # ---- content -----------------------------------------------------------------------------
-    def set_text(self, text: str) -> None:
-        """New streamed text; the caller schedules render() (≤ 60 Hz)."""
+    def stream_text(self, text: str) -> None:
+        """New streamed text (per token): shown at the next frame, so at most ~60 renders a second."""
         self.text = text
+        if not self._frame.isActive():
+            self._frame.start()
+
+    def flush(self) -> None:
+        """Render streamed text still waiting for its frame now."""
+        if self._frame.isActive():
+            self._frame.stop()
+            self.render()
 
     def set_renderer(self, renderer: MarkdownRenderer) -> None:
         """Another theme's renderer (code colours); the text is rendered again."""
@@ -190,6 +201,7 @@ class MessageWidget(QWidget):
 
     def finish(self, text: str, status: str, metrics: dict) -> None:
         """The answer ended: final text, full render, status badge and metrics."""
+        self._frame.stop()  # the final render below replaces a frame still pending
         self.text, self.status, self.metrics = text, status, dict(metrics or {})
         self.placeholder = self._error_text()
         self.render(final=True)
@@ -308,72 +320,3 @@ class MessageWidget(QWidget):
                 shown=f"{RENDER_CAP:,}", total=f"{len(self.text):,}"))
         self.cap_note.setVisible(capped)
         self.show_all_button.setVisible(capped)
-
-
-class VersionSwitcher(QWidget):
-    """‹ 2/3 › under an answer (its versions) or "branch ‹ 1/2 ›" under an edited question (its branches)."""
-
-    step = Signal(int)
-
-    def __init__(self, role: str, parent=None):
-        super().__init__(parent)
-        self.setObjectName("versionSwitcher")
-        self.role = role
-        self.kind = QLabel(objectName="versionKind")
-        self.previous = QToolButton(objectName="versionButton", text="\u2039", autoRaise=True)
-        self.label = QLabel(objectName="versionLabel")
-        self.next = QToolButton(objectName="versionButton", text="\u203a", autoRaise=True)
-        row = QHBoxLayout(self)
-        row.setContentsMargins(0, 0, 0, 0)
-        row.setSpacing(2)
-        for widget in (self.kind, self.previous, self.label, self.next):
-            row.addWidget(widget)
-        self.previous.clicked.connect(lambda: self.step.emit(-1))
-        self.next.clicked.connect(lambda: self.step.emit(1))
-        self.kind.setVisible(role == "user")
-        self.retranslate_ui()
-        self.show_versions(1, 1)
-
-    def retranslate_ui(self) -> None:
-        self.kind.setText(self.tr("branch"))
-        self.previous.setToolTip(self.tr("Previous branch") if self.role == "user" else self.tr("Previous version"))
-        self.next.setToolTip(self.tr("Next branch") if self.role == "user" else self.tr("Next version"))
-
-    def changeEvent(self, event) -> None:
-        if event.type() == QEvent.Type.LanguageChange:
-            self.retranslate_ui()
-        super().changeEvent(event)
-
-    def show_versions(self, number: int, count: int) -> None:
-        self.label.setText(f"{number}/{count}")
-        self.previous.setEnabled(number > 1)
-        self.next.setEnabled(number < count)
-        self.setVisible(count > 1)
-
-    @staticmethod
-    def highlight(body, terms) -> int:
-        """Give every occurrence of the terms a marker background in a message's text; how many."""
-        terms = [t for t in terms if t]
-        if isinstance(body, QTextBrowser):
-            selections = []
-            mark = QTextCharFormat()
-            mark.setBackground(QColor("#ffd54f"))
-            mark.setForeground(QColor("#000000"))
-            for term in terms:
-                cursor = body.document().find(term)
-                while not cursor.isNull():
-                    selection = QTextEdit.ExtraSelection()
-                    selection.cursor, selection.format = cursor, mark
-                    selections.append(selection)
-                    cursor = body.document().find(term, cursor)
-            body.setExtraSelections(selections)
-            return len(selections)
-        text = body.text()
-        pattern = re.compile("|".join(re.escape(t) for t in terms), re.IGNORECASE) if terms else None
-        if pattern is None or not pattern.search(text):
-            return 0
-        marked = pattern.sub(lambda m: "\x00" + m.group(0) + "\x01", text)
-        escaped = html.escape(marked).replace("\x00", '<span style="background:#ffd54f;color:#000;">')
-        body.setTextFormat(Qt.TextFormat.RichText)
-        body.setText(escaped.replace("\x01", "</span>").replace("\n", "<br>"))
-        return len(pattern.findall(text))

@@ -72,7 +72,7 @@ def test_a_stream_past_the_cap_stays_incremental(qtbot):
     started = time.monotonic()
     for _ in range(40):
         text += chunk
-        view.update_text(widget, text)
+        widget.stream_text(text)
         view.flush()
     seconds = time.monotonic() - started
     assert seconds < 3.0, f"40 frames of a 3.6 M character stream took {seconds:.1f} s"
@@ -138,7 +138,7 @@ def test_code_block_copy_label_follows_the_language(qtbot):
         QApplication.processEvents()
         assert "复制" in widget.body.toPlainText()
         streaming = view.add_message(2, "assistant", "", "streaming")
-        view.update_text(streaming, "Run:\n\n```sh\necho hi\n```\n\nand")
+        streaming.stream_text("Run:\n\n```sh\necho hi\n```\n\nand")
         view.flush()
         assert "复制" in streaming.body.toPlainText()
     finally:

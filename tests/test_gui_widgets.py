@@ -58,7 +58,7 @@ def test_chat_view_re_renders_at_most_60_times_a_second(qtbot):
     started = time.monotonic()
     for i in range(3000):  # far more updates than frames, as a fast model streaming into the view
         text += f"word{i} "
-        view.update_text(widget, text)
+        widget.stream_text(text)
         if i % 10 == 0:
             QApplication.processEvents()
             time.sleep(0.001)
