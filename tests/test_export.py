@@ -19,7 +19,7 @@ import pytest
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from gui import export
+from gui import atomic_write
 from gui.export import (FORMAT, FORMAT_VERSION, ExportError, ImportFormatError, export_json, export_markdown,
                         import_json, to_markdown)
 from gui.store import DEFAULT_TITLE, ROLES, STATUSES, Store
@@ -117,7 +117,7 @@ def test_failed_fsync_leaves_old_file_and_no_temp(store: Store, tmp_path: Path,
 
     def no_space(fd: int) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
-    monkeypatch.setattr(export.os, "fsync", no_space)
+    monkeypatch.setattr(atomic_write.os, "fsync", no_space)
     with pytest.raises(ExportError, match="No space left"):
         export_json(store, target)
     assert target.read_text(encoding="utf-8") == "old content"
@@ -131,7 +131,7 @@ def test_failed_replace_leaves_old_file(store: Store, tmp_path: Path, monkeypatc
 
     def refuse(src: str, dst: str) -> None:
         raise PermissionError(errno.EACCES, "Permission denied")
-    monkeypatch.setattr(export.os, "replace", refuse)
+    monkeypatch.setattr(atomic_write.os, "replace", refuse)
     with pytest.raises(ExportError):
         export_markdown(store, target)
     assert target.read_text(encoding="utf-8") == "old"
