@@ -3,12 +3,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import os
 
 from PySide6.QtCore import QByteArray, QEvent, Qt, QTimer
 from PySide6.QtGui import QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QApplication, QFileDialog, QFrame, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QPushButton, QScrollArea,
+    QApplication, QFrame, QHBoxLayout, QLabel, QMainWindow, QMessageBox, QPushButton, QScrollArea,
     QSplitter, QVBoxLayout, QWidget,
 )
 
@@ -22,8 +21,7 @@ from .chat_controller import ChatController
 from .chat_view import ChatView
 from .conversation_list import ConversationList
 from .engine_thread import EngineClient, LoadCancelled, WorkerError
-from .export import ExportError, export_json, export_markdown, import_json
-from .file_dirs import start_dir
+from .export_flow import ExportFlow
 from .find_bar import FindBar
 from .input_box import InputBox
 from .logging_setup import log_path, logger
@@ -34,14 +32,12 @@ from .serving_ui import ServingUi
 from .settings_panel import SettingsPanel
 from .speed_plot import SpeedPanel
 from .store import STATE_LANGUAGE, STATE_LAST_MODEL_DIR, STATE_THEME, STATE_WINDOW_GEOMETRY, Store
-from .store_schema import StoreError
 
 STATE_DEVICE, STATE_DTYPE, STATE_QUANTIZE, STATE_BROWSE_DIR = "device", "dtype", "quantize", "last_browse_dir"
 STATE_RECENT_MODELS = "recent_model_dirs"  # model folders loaded, newest first (the model dialog lists them)
-STATE_FILE_DIR = "last_file_dir"  # the folder of the last export or import (STATE_BROWSE_DIR is the model's)
 
 
-class MainWindow(QMainWindow):
+class MainWindow(ExportFlow, QMainWindow):
     """One chat window over a Store and an EngineClient (the client may be shared, e.g. by tests)."""
 
     def __init__(self, store: Store, client: EngineClient | None = None, owns_client: bool | None = None):
@@ -307,56 +303,6 @@ class MainWindow(QMainWindow):
             self.store.set_state(STATE_BROWSE_DIR, choice["model_dir"])
             self.run(self.load_model(**choice))
         self.input.setFocus()
-
-    # ---- export / import ---------------------------------------------------------------------
-    async def export_to(self, path: str, fmt: str, everything: bool) -> int:
-        """Export this conversation (or all) to Markdown or JSON, atomically, off the GUI thread."""
-        self.controller.save_pending_settings()
-        if not everything and self.controller.conversation_id is None:
-            raise ExportError(self.tr("There is nothing to export yet: this conversation is empty."))
-        ids = None if everything else [self.controller.conversation_id]
-        writer = export_markdown if fmt == "md" else export_json
-        count = await asyncio.to_thread(writer, self.store, path, ids)
-        self.statusBar().showMessage(self.tr("Exported %n conversation(s) to {path}", "", count).format(path=path),
-                                     8000)
-        return count
-
-    async def import_from(self, path: str) -> list[int]:
-        """Import a JSON export into the history (all or nothing) and open the first imported conversation."""
-        ids = await asyncio.to_thread(import_json, self.store, path)
-        self.statusBar().showMessage(self.tr("Imported %n conversation(s)", "", len(ids)), 8000)
-        self.controller.conversations_changed.emit()
-        if ids and not self.controller.answering:
-            self.controller.open_conversation(ids[0])
-        return ids
-
-    def _ask_export(self, fmt: str, everything: bool) -> None:
-        suffix = "md" if fmt == "md" else "json"
-        title = "conversations" if everything else (self.sidebar.title_of(self.controller.conversation_id or -1)
-                                                    or "conversation")
-        name = "".join(ch if ch.isalnum() or ch in "-_ " else "_" for ch in title).strip() or "conversation"
-        filters = self.tr("Markdown (*.md)") if fmt == "md" else self.tr("JSON (*.json)")
-        folder = start_dir(self.store.get_state(STATE_FILE_DIR))
-        path, _ = QFileDialog.getSaveFileName(self, self.tr("Export"), os.path.join(folder, f"{name}.{suffix}"),
-                                              filters)
-        if path:
-            self._remember_file_dir(path)
-            self.run(self.export_to(path, fmt, everything))
-
-    def _ask_import(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, self.tr("Import conversations"),
-                                              start_dir(self.store.get_state(STATE_FILE_DIR)), self.tr("JSON (*.json)"))
-        if path:
-            self._remember_file_dir(path)
-            self.run(self.import_from(path))
-
-    def _remember_file_dir(self, path: str) -> None:
-        """The next export or import dialog opens where this one's file is (a convenience: a history that
-        cannot be written now does not stop the export)."""
-        try:
-            self.store.set_state(STATE_FILE_DIR, os.path.dirname(os.path.abspath(path)))
-        except StoreError:
-            pass
 
     # ---- language, theme, window -------------------------------------------------------------
     def set_language(self, choice: str) -> None:
