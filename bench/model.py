@@ -1,4 +1,4 @@
-"""Benchmark inputs: a Baichuan-shaped model folder, the same weights as transformers' Llama or a GGUF, and bandwidth."""
+"""Benchmark inputs: a Baichuan-shaped model folder, the same weights as transformers' Llama, and bandwidth."""
 from __future__ import annotations
 
 import json
@@ -12,9 +12,13 @@ import torch
 
 from inference.cpu import hugepages
 
+from .binwriter import MAX_SHARD_BYTES, write_bin_folder
+from .gguf_files import GGUF_TYPES, write_gguf  # noqa: F401  (the bench's GGUFs, bench.gguf_files)
+from .random_weights import weight_entries
+
 #: The issue's reference shape: Baichuan2's vocabulary with a small body, so it runs in minutes on 2 cores.
 DEFAULT_SHAPE = dict(hidden_size=1024, num_layers=8, num_heads=16, intermediate_size=2816, vocab_size=125696)
-#: Baichuan2-7B itself (the GPU run).
+#: Baichuan2-7B itself (`--shape 7b`, and the GPU run).
 SHAPE_7B = dict(hidden_size=4096, num_layers=32, num_heads=32, intermediate_size=11008, vocab_size=125696)
 
 
@@ -76,13 +80,18 @@ def pad_tokenizer(path: Path, vocab_size: int) -> None:
         raise RuntimeError(f"padded tokenizer has {got} pieces, wanted {vocab_size}")
 
 
-def write_bench_folder(root: Path, shape: Shape, dtype: torch.dtype = torch.bfloat16, seed: int = 0) -> Path:
-    """A Baichuan2-format folder of this shape under root (reused when already written); returns its path."""
-    from testkit.fixtures import random_weights, write_model_folder, write_weights
+def write_bench_folder(root: Path, shape: Shape, dtype: torch.dtype = torch.bfloat16, seed: int = 0,
+                       max_shard_bytes: int = MAX_SHARD_BYTES) -> Path:
+    """A Baichuan2-format folder of this shape under root (reused when already written); returns its path.
+
+    The weights are .bin shards as the Hugging Face repos ship them (two at 7B), streamed tensor by tensor
+    (bench.binwriter): the writer holds one 64 MiB block of random weights at a time, whatever the shape."""
+    from testkit.fixtures import write_model_folder
 
     folder = Path(root) / f"baichuan2-{shape.key}-{str(dtype).removeprefix('torch.')}"
     stamp = folder / "bench-shape.json"
-    if stamp.is_file() and json.loads(stamp.read_text()) == asdict(shape):
+    want = {**asdict(shape), "weights": "bin", "seed": seed, "max_shard_bytes": max_shard_bytes}
+    if stamp.is_file() and json.loads(stamp.read_text()) == want:
         return folder
     if folder.exists():
         shutil.rmtree(folder)
@@ -97,13 +106,8 @@ def write_bench_folder(root: Path, shape: Shape, dtype: torch.dtype = torch.bflo
                   num_attention_heads=shape.num_heads, intermediate_size=shape.intermediate_size,
                   vocab_size=shape.vocab_size, torch_dtype=str(dtype).removeprefix("torch."))
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    weights = random_weights(vocab_size=shape.vocab_size, hidden_size=shape.hidden_size,
-                             num_layers=shape.num_layers, num_heads=shape.num_heads,
-                             intermediate_size=shape.intermediate_size, seed=seed)
-    for name in list(weights):
-        weights[name] = weights[name].to(dtype)
-    write_weights(folder, weights, "safetensors")
-    stamp.write_text(json.dumps(asdict(shape)))
+    write_bin_folder(folder, weight_entries(shape, dtype, seed), max_shard_bytes)
+    stamp.write_text(json.dumps(want))
     return folder
 
 
@@ -150,103 +154,6 @@ def hf_llama(folder: Path, dtype: torch.dtype):
             module.inv_freq = 1.0 / (10000.0 ** (torch.arange(0, dim, 2, dtype=torch.float32) / dim))
             module.original_inv_freq = module.inv_freq
     return model.eval()
-
-
-# ---- the same weights as a GGUF for llama.cpp -----------------------------------------------------
-GGUF_TYPES = ("F32", "BF16", "Q8_0")
-
-
-def _llama_permute(w: torch.Tensor, heads: int) -> torch.Tensor:
-    """Rotate-half q/k rows -> llama.cpp's interleaved rotary layout (as convert_hf_to_gguf.py does)."""
-    return w.reshape(heads, 2, w.shape[0] // heads // 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
-
-
-def _add_vocabulary(writer, path: Path, vocab: int) -> None:
-    """The folder's SentencePiece vocabulary (pieces, scores, types), as convert_hf_to_gguf.py writes it."""
-    import sentencepiece as spm
-
-    sp = spm.SentencePieceProcessor(model_file=str(path))
-    if sp.get_piece_size() != vocab:
-        raise ValueError(f"{path} has {sp.get_piece_size()} pieces, config.json says {vocab}")
-    # gguf's token types: 1 normal, 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte.
-    def kind(i: int) -> int:
-        return (2 if sp.is_unknown(i) else 3 if sp.is_control(i) else 6 if sp.is_byte(i)
-                else 5 if sp.is_unused(i) else 1)
-
-    writer.add_tokenizer_model("llama")
-    writer.add_tokenizer_pre("default")
-    writer.add_token_list([sp.id_to_piece(i) for i in range(vocab)])
-    writer.add_token_scores([sp.get_score(i) for i in range(vocab)])
-    writer.add_token_types([kind(i) for i in range(vocab)])
-    writer.add_unk_token_id(max(sp.unk_id(), 0))
-    writer.add_bos_token_id(1)
-    writer.add_eos_token_id(2)
-    writer.add_add_bos_token(False)  # Baichuan2's tokenizer adds no BOS; the chat rule places its own ids
-    writer.add_add_eos_token(False)
-    # SentencePiece's add_dummy_prefix (off in Baichuan2's model): llama.cpp would otherwise prepend a space.
-    writer.add_add_space_prefix(sp.encode("a", out_type=str)[0].startswith("\u2581"))
-
-
-def write_gguf(folder: Path, out: Path, kind: str = "BF16") -> Path:
-    """The folder's model as a llama-architecture GGUF (F32, BF16 or Q8_0 matrices; norms in F32)."""
-    import gguf
-    import numpy as np
-
-    out = Path(out)
-    if out.is_file():
-        return out
-    cfg = json.loads((Path(folder) / "config.json").read_text())
-    hidden, heads, layers = cfg["hidden_size"], cfg["num_attention_heads"], cfg["num_hidden_layers"]
-    writer = gguf.GGUFWriter(str(out) + ".part", "llama")
-    writer.add_name("baichuan2-bench")
-    writer.add_context_length(cfg["model_max_length"])
-    writer.add_embedding_length(hidden)
-    writer.add_block_count(layers)
-    writer.add_feed_forward_length(cfg["intermediate_size"])
-    writer.add_head_count(heads)
-    writer.add_head_count_kv(heads)
-    writer.add_rope_dimension_count(hidden // heads)
-    writer.add_rope_freq_base(10000.0)
-    writer.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
-    writer.add_file_type({"F32": 0, "BF16": 32, "Q8_0": 7}[kind])
-    _add_vocabulary(writer, Path(folder) / "tokenizer.model", cfg["vocab_size"])
-    names = {"model.embed_tokens.weight": "token_embd.weight", "model.norm.weight": "output_norm.weight",
-             "lm_head.weight": "output.weight"}
-    per_layer = {"self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
-                 "mlp.down_proj": "ffn_down", "input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm"}
-
-    def add(name: str, t: torch.Tensor) -> None:
-        t = t.float().contiguous()
-        if t.dim() == 1 or kind == "F32":
-            writer.add_tensor(name, t.numpy())
-        elif kind == "BF16":
-            writer.add_tensor(name, t.bfloat16().view(torch.int16).numpy().view(np.uint16),
-                              raw_dtype=gguf.GGMLQuantizationType.BF16)
-        else:
-            writer.add_tensor(name, gguf.quants.quantize(t.numpy(), gguf.GGMLQuantizationType.Q8_0),
-                              raw_dtype=gguf.GGMLQuantizationType.Q8_0)
-
-    for name, tensor in folder_tensors(folder):
-        if name in names:
-            if name == "lm_head.weight":
-                tensor = torch.nn.functional.normalize(tensor.float(), dim=-1)
-            add(names[name], tensor)
-            continue
-        layer = int(name.split(".")[2])
-        rest = name.split(".", 3)[3].removesuffix(".weight")
-        if rest == "self_attn.W_pack":
-            q, k, v = tensor.float().split(hidden, dim=0)
-            add(f"blk.{layer}.attn_q.weight", _llama_permute(q, heads))
-            add(f"blk.{layer}.attn_k.weight", _llama_permute(k, heads))
-            add(f"blk.{layer}.attn_v.weight", v)
-        else:
-            add(f"blk.{layer}.{per_layer[rest]}.weight", tensor)
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
-    Path(str(out) + ".part").rename(out)
-    return out
 
 
 # ---- memory bandwidth -----------------------------------------------------------------------------

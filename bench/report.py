@@ -9,17 +9,38 @@ LABELS = {
     "ours-fp16": ("ours", "fp16"), "hf-bf16": ("transformers", "bf16"), "hf-fp32": ("transformers", "fp32"),
     "hf-fp16": ("transformers", "fp16"), "llamacpp-bf16": ("llama.cpp", "BF16 GGUF"),
     "llamacpp-f32": ("llama.cpp", "F32 GGUF"), "llamacpp-q8_0": ("llama.cpp", "Q8_0 GGUF"),
+    "llamacpp-q4_0": ("llama.cpp", "Q4_0 GGUF, output Q6_K"), "llamacpp-q4_1": ("llama.cpp", "Q4_1 GGUF, output Q6_K"),
 }
 
 
-def roofline_tokens_per_s(bandwidth_gbps: float, shape: Shape, bytes_per_weight: float | tuple[float, float]) -> float:
-    """Decode ceiling: bandwidth / weight bytes read per token (every matrix and lm_head once).
+def roofline_tokens_per_s(bandwidth_gbps: float, shape: Shape, bytes_per_weight: float | tuple[float, float],
+                          context: float = 0, kv_element_size: int = 2) -> float:
+    """Decode ceiling: bandwidth / bytes read per token: every matrix and lm_head once, plus the KV cache
+    of `context` positions (a decode step's attention reads K and V of every earlier position).
 
     bytes_per_weight: one figure for every matrix, or (layers', lm_head's) where the head is stored apart
-    (int4 keeps an int8 head)."""
+    (int4 keeps an int8 head). context: the decode's mean context, prompt + new / 2."""
     layers_bpw, head_bpw = bytes_per_weight if isinstance(bytes_per_weight, tuple) else (bytes_per_weight,) * 2
     head = shape.vocab_size * shape.hidden_size
-    return bandwidth_gbps * 1e9 / ((shape.matrix_params() - head) * layers_bpw + head * head_bpw)
+    weights = (shape.matrix_params() - head) * layers_bpw + head * head_bpw
+    return bandwidth_gbps * 1e9 / (weights + context * shape.kv_bytes_per_position(kv_element_size))
+
+
+def kv_element_size(name: str) -> int:
+    """Bytes per KV-cache element: llama.cpp's F16 cache, else the subject's dtype (int8/int4 keep bf16)."""
+    from .run import SUBJECTS
+
+    runner, dtype, _, _ = SUBJECTS[name]
+    return 2 if runner == "llamacpp" else 4 if dtype == "float32" else 2
+
+
+def row_roofline(name: str, shape: Shape, n_in: int, n_out: int, bandwidth_gbps: float | None) -> float | None:
+    """A row's decode ceiling at its bandwidth, KV cache at the mean context of its decode counted."""
+    from .run import SUBJECTS
+
+    if not bandwidth_gbps:
+        return None
+    return roofline_tokens_per_s(bandwidth_gbps, shape, SUBJECTS[name][3], n_in + n_out / 2, kv_element_size(name))
 
 
 def _gib(n: float | None) -> str:
@@ -37,15 +58,17 @@ def markdown(results: dict) -> str:
         for name, res in results["subjects"].items():
             who, weights = LABELS.get(name, (name, ""))
             if "error" in res:
-                lines.append(f"| {who} | {weights} | {n_in} → {n_out} | failed: {res['error'][:80]} ||||||")
+                what = res["error"] if res.get("skipped") else f"failed: {res['error']}"
+                lines.append(f"| {who} | {weights} | {n_in} → {n_out} | {what[:100]} ||||||")
                 continue
             row = res["shapes"][f"{n_in}x{n_out}"]
             read = row.get("bandwidth_GBps", bandwidth)  # the probe beside this row's runs, else the run's
-            roof = roofline_tokens_per_s(read, shape, SUBJECTS[name][3]) if read else None
+            roof = row_roofline(name, shape, n_in, n_out, read)
             pct = f"{100 * row['decode_tokens_per_s'] / roof:.0f} %" if roof else "–"
             lines.append(f"| {who} | {weights} | {n_in} → {n_out} | {row['ttft_s']:.3f} | "
                          f"{row['prefill_tokens_per_s']:.0f} | {row['decode_tokens_per_s']:.1f} | "
                          f"{f'{read:.1f}' if read else '–'} | {pct} | {_gib(res.get('peak_rss'))} |")
+    lines += same_phase_table(results, shape)
     lines += ["", "| engine | weights | load s | RSS added while loading GiB | weight bytes GiB | ratio |",
               "|---|---|---:|---:|---:|---:|"]
     for name, res in results["subjects"].items():
@@ -95,8 +118,41 @@ def markdown(results: dict) -> str:
               "Bandwidth measured at the start of the run: " + ", ".join(
                   f"{k.removesuffix('_GBps')} {v:.1f} GB/s" for k, v in bw.items() if k.endswith("GBps"))
               + f" (decode roofline at that bandwidth: {roofs}); each row's roofline uses the read probe "
-              "measured in its own process just before and after its runs (\"read GB/s\")."]
+              "measured in its own process just before and after its runs (\"read GB/s\"). The roofline counts "
+              "the bytes read per decoded token: every matrix and lm_head once, plus the KV cache at the decode's "
+              "mean context (prompt + new / 2 positions × 2 × layers × hidden × 2 bytes, 4 for fp32)."]
     return "\n".join(lines)
+
+
+def same_phase_table(results: dict, shape: Shape) -> list[str]:
+    """Each compared pair's ratios: the median over rounds of the per-round ratio (bench.pairs)."""
+    from .pairs import pair_ratios
+
+    ratios = pair_ratios(results.get("per_round", []), results.get("order", list(results["subjects"])))
+    if not ratios:
+        return []
+    lines = ["", "Same-phase ratios: per round, each pair's ratio of the two subjects' figures (run one after the "
+             "other when adjacent); the median over rounds, each round's in brackets; roofline % is each row's own.",
+             "", "| pair | in → out | adjacent | decode ratio | prefill ratio | decode % of roofline |",
+             "|---|---|---|---:|---:|---:|"]
+    for r in ratios:
+        (a, b), key = r["pair"], r["shape"]
+        n_in, n_out = (int(n) for n in key.split("x"))
+        pcts = []
+        for name in (a, b):
+            row = results["subjects"][name]["shapes"][key]
+            roof = row_roofline(name, shape, n_in, n_out, row.get("bandwidth_GBps"))
+            pcts.append(f"{100 * row['decode_tokens_per_s'] / roof:.0f} %" if roof else "–")
+
+        def cell(figure):
+            f = r[figure]
+            return "–" if f["median"] is None else \
+                f"{f['median']:.2f}× ({', '.join(f'{x:.2f}' for x in f['rounds'])})"
+
+        label = f"{' '.join(LABELS.get(a, (a, ''))) } / {' '.join(LABELS.get(b, (b, '')))}"
+        lines.append(f"| {label} | {n_in} → {n_out} | {'yes' if r['adjacent'] else 'no'} | "
+                     f"{cell('decode_tokens_per_s')} | {cell('prefill_tokens_per_s')} | {pcts[0]} / {pcts[1]} |")
+    return lines
 
 
 def _prefix_line(label: str, pc: dict) -> str:

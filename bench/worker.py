@@ -99,6 +99,13 @@ class BandwidthProbe:
 def _ours_load(spec: dict):
     from inference.engine import Engine
 
+    if spec.get("no_quant_cache"):
+        # Every load quantizes from the checkpoint and writes no cache entry (the app has no switch for this;
+        # a cache hit would time a file read, a store would add writing GBs to the load).
+        from inference.cpu.quant_cache import QuantCache
+
+        QuantCache.for_load = classmethod(lambda cls, *args, **kwargs: None)
+
     kwargs = {"quantize": spec["quantize"]} if spec.get("quantize") else {}
     engine = Engine.load(spec["folder"], device=spec["device"], dtype=spec["dtype"],
                          max_seq_len=spec.get("max_seq_len"), **kwargs)

@@ -67,3 +67,22 @@ def test_runner_takes_prompts_longer_than_a_batch(folder, tmp_path):
     row = result["shapes"]["600x3"]
     assert row["prefill_tokens_per_s"] > 0 and row["decode_tokens_per_s"] > 0
     assert result["weight_bytes"] > 0 and result["kv_cache_bytes"] == 2 * 2 * 1024 * 64 * 2  # K+V, layers, n_ctx, hidden, F16
+
+
+@pytest.mark.parametrize("kind", ["Q4_0", "Q4_1"])
+def test_q4_gguf_is_quantized_by_llamacpp_and_close_to_ours(folder, tmp_path, kind):
+    """The Q4 GGUFs come from llama.cpp's quantizer (via the BF16 GGUF written beside them): matrices in the
+    type, and logits near ours (4-bit rounding: measured ~0.1 relative here; a wrong layout gives ~1)."""
+    import gguf
+
+    path = bench_model.write_gguf(folder, tmp_path / f"m-{kind}.gguf", kind)
+    assert (tmp_path / f"{folder.name}-BF16.gguf").is_file()
+    types = {t.name: t.tensor_type.name for t in gguf.GGUFReader(str(path)).tensors}
+    assert types["blk.0.ffn_down.weight"] == kind and types["blk.1.attn_q.weight"] == kind
+    ids = torch.randint(3, TINY.vocab_size, (24,), generator=torch.Generator().manual_seed(0)).tolist()
+    with torch.no_grad():
+        ours = Engine.load(folder, device="cpu", dtype="float32").model(torch.tensor(ids), 0, all_logits=True)
+    llm = _llama(path, logits_all=True)
+    llm.eval(ids)
+    theirs = np.asarray(llm.scores[: len(ids)])
+    assert np.linalg.norm(theirs - ours.numpy()) / np.linalg.norm(ours.numpy()) < 0.3
