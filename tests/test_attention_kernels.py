@@ -57,6 +57,7 @@ ALLOCATION_FAILURE = """
 import resource, torch
 from inference.cpu import kernels as cpu_kernels
 lib = cpu_kernels.load()
+cpu_kernels.BATCH_INVARIANT = False  # the blocked kernel, whose packed keys need 8 MB
 q, cache = torch.zeros(16, 1, 4096), torch.zeros(1, 512, 4096)  # float32: 512 packed keys need 8 MB
 vm = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status") if line.startswith("VmSize:"))
 resource.setrlimit(resource.RLIMIT_AS, (vm + (2 << 20), resource.RLIM_INFINITY))

@@ -17,13 +17,13 @@ from torch import nn
 
 from ..choices import QUANTIZE
 from ..errors import DeviceError, InputError
-from ..modeling.model import Attend, RMSNorm
+from ..modeling.model import MLP, Attend, RMSNorm
 from . import hugepages, kernels
 from .fused import FusedDecoder
 from .int4 import Int4Linear
 from .int8 import Int8Linear
 from .linear import CpuLinear, KernelLinear
-from .modules import KernelAttend, KernelRMSNorm
+from .modules import KernelAttend, KernelMLP, KernelRMSNorm
 
 QUANTIZE_CHOICES = tuple(q for q in QUANTIZE if q != "none")
 #: The layer class of each quantize mode.
@@ -93,9 +93,11 @@ def accelerate(model: nn.Module, dtype: torch.dtype, device: torch.device, quant
         scale = 1.0 / math.sqrt(cfg.head_dim)
         slopes = None if model.alibi is None else model.alibi.float().contiguous()
         _swap(model, Attend, lambda _: KernelAttend(lib, scale, slopes))
-    if attention and dtype == torch.bfloat16:  # RMSNorm: one call instead of eight small torch ops per step
+    if attention:  # RMSNorm: one call instead of eight small torch ops per step; both: the decode step's numerics
         _swap(model, RMSNorm, lambda norm: KernelRMSNorm(norm, lib))
+        _swap(model, MLP, lambda mlp: KernelMLP(mlp, lib))
     installed["decode_attention"] = attention  # prefill attention goes with it
+    installed["batch_invariant"] = attention and kernels.BATCH_INVARIANT
     fused = FusedDecoder.wrap(lib, model) if attention else None
     installed["fused_decode"] = fused is not None
     return (fused or model), installed

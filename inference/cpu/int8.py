@@ -116,6 +116,16 @@ class Int8Linear(KernelLinear):
                 y = torch.ops.aten._weight_int8pack_mm(x.reshape(1, -1).contiguous(), self.qweight,
                                                        self.scales.to(x.dtype))
                 return y.reshape(*x.shape[:-1], self.out_features).to(out_dtype)
+        if self.packed and x.dtype == torch.bfloat16 and kernels.BATCH_INVARIANT:  # each row as decode multiplies it
+            rows = x.reshape(-1, x.shape[-1]).contiguous()
+            kind = out_dtype if out_dtype in (torch.bfloat16, torch.float32) else torch.float32
+            out = kernels.gemm_int8_rows(self._lib, self.qweight, self.scales, rows,
+                                         torch.empty(rows.shape[0], self.out_features, dtype=kind))
+            return out.reshape(*x.shape[:-1], self.out_features).to(out_dtype)
+        if self._lib is not None and x.dtype in (torch.bfloat16, torch.float32) and kernels.BATCH_INVARIANT:
+            rows = x.reshape(-1, x.shape[-1])  # unpacked (rows not a multiple of 16): the one-row kernel, row by row
+            out = torch.stack([self(row, out_dtype) for row in rows])
+            return out.reshape(*x.shape[:-1], self.out_features)
         if self.packed and x.dtype == torch.bfloat16 and self._lib.bf16_packing():  # no dequantized copy
             return packed_product(self._lib, self.qweight, x, out_dtype, self.scales)
         return F.linear(x, self.dequantized(x.dtype)).to(out_dtype)

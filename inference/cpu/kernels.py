@@ -28,6 +28,14 @@ from ..env import get_env
 SOURCE_DIR = Path(__file__).resolve().parent / "csrc"
 SOURCE_FILES = ("common.h", "int4.h", "kernels.c", "decode_step.c", "prefill_attention.c", "packed.c", "int4.c")
 
+#: Batch invariance: a position's logits and K/V are the same bits whether it is computed in a prefill of any
+#: length, after a cached prefix, or as one decode step (same seed, same answer). The prefill products,
+#: attention, RMSNorm and gated unit then run each row with the decode step's own code and summation order:
+#: int8 prefill quantizes each activation row as decode does, float32 prefill leaves oneDNN for the C
+#: product, attention leaves the blocked kernel for attend_head per row. False (read at each call) restores
+#: the faster, order-varying prefill kernels; engine.kernels["batch_invariant"] says what load chose.
+BATCH_INVARIANT = True
+
 #: gemv_int8 keeps int32 sums exact up to this many columns.
 MAX_INT8_K = 16384
 
@@ -94,10 +102,16 @@ def load():
             lib.gemv_int8.argtypes = [ptr, ptr, ptr, ptr, i64, i64, ctypes.c_int, ctypes.c_int]
             f32 = ctypes.c_float
             lib.attn_decode.argtypes = [ptr, ptr, ptr, ptr, i64, i64, i64, i64, i64, f32, ptr, ctypes.c_int]
-            lib.rmsnorm_bf16.argtypes = [ptr, ptr, ptr, i64, i64, f32]
-            lib.rmsnorm_bf16.restype = None
+            lib.rmsnorm_rows.argtypes = [ptr, ptr, ptr, i64, i64, f32, ctypes.c_int]
+            lib.rmsnorm_rows.restype = None
+            lib.gated_rows.argtypes = [ptr, ptr, ptr, i64, ctypes.c_int]
+            lib.gated_rows.restype = None
+            lib.gemm_int8_rows.argtypes = [ptr, ptr, ptr, ptr, i64, i64, i64, ctypes.c_int]
+            lib.gemm_f32_rows.argtypes = [ptr, ptr, ptr, i64, i64, i64]
+            lib.gemm_bf16_rows.argtypes = [ptr, ptr, ptr, i64, i64, i64, ctypes.c_int]
             lib.decode_step.argtypes = [ptr, i64, i64, ptr]
-            lib.attn_prefill.argtypes = [ptr, ptr, ptr, ptr, i64, i64, i64, i64, i64, i64, f32, ptr, ctypes.c_int]
+            lib.attn_prefill.argtypes = [ptr, ptr, ptr, ptr, i64, i64, i64, i64, i64, i64, f32, ptr, ctypes.c_int,
+                                         ctypes.c_int]
             lib.dequantize_int8_bf16.argtypes = [ptr, ptr, ptr, i64, i64, ctypes.c_int]
             lib.gemv_int4.argtypes = [ptr, ptr, ptr, ptr, ptr, i64, i64, i64, ctypes.c_int]
             lib.dequantize_int4_bf16.argtypes = [ptr, ptr, ptr, ptr, i64, i64, i64]
@@ -202,13 +216,45 @@ def attn_prefill(lib, q: torch.Tensor, k_cache: torch.Tensor, v_cache: torch.Ten
     out = torch.empty_like(q)
     checked(lib.attn_prefill(q.data_ptr(), k_cache.data_ptr(), v_cache.data_ptr(), out.data_ptr(), heads, kv_heads,
                              positions, start, length, dim, scale, None if slopes is None else slopes.data_ptr(),
-                             int(q.dtype == torch.float32)))
+                             int(q.dtype == torch.float32), int(BATCH_INVARIANT)))
     return out
 
 
-def rmsnorm_bf16(lib, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
-    """RMSNorm of each row of a contiguous bf16 x by a bf16 weight, as HF's LlamaRMSNorm computes it."""
+def rmsnorm(lib, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Tensor:
+    """RMSNorm of each row of a contiguous x by a weight of its dtype (bf16 or float32), as HF's LlamaRMSNorm
+    computes it, with the decode step's code."""
     out = torch.empty_like(x)
     n = x.shape[-1]
-    lib.rmsnorm_bf16(x.data_ptr(), weight.data_ptr(), out.data_ptr(), x.numel() // n, n, eps)
+    lib.rmsnorm_rows(x.data_ptr(), weight.data_ptr(), out.data_ptr(), x.numel() // n, n, eps,
+                     int(x.dtype == torch.float32))
+    return out
+
+
+rmsnorm_bf16 = rmsnorm  # the older name
+
+
+def gated(lib, g: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    """dtype(silu(g) * u) of two contiguous tensors of one dtype (bf16 or float32), the decode step's arithmetic."""
+    out = torch.empty_like(g)
+    lib.gated_rows(g.data_ptr(), u.data_ptr(), out.data_ptr(), g.numel(), int(g.dtype == torch.float32))
+    return out
+
+
+def gemm_int8_rows(lib, qweight: torch.Tensor, scales: torch.Tensor, x: torch.Tensor,
+                   out: torch.Tensor) -> torch.Tensor:
+    """out[M, N] (bf16 or f32) = each bf16 row of x[M, K] as gemv_int8 multiplies it (int16 with its own scale,
+    exact integer sums) by a packed int8 qweight [N, K] with float32 row scales."""
+    checked(lib.gemm_int8_rows(qweight.data_ptr(), scales.data_ptr(), x.data_ptr(), out.data_ptr(), x.shape[0],
+                               *qweight.shape, int(out.dtype == torch.float32)))
+    return out
+
+
+def gemm_rows(lib, weight: torch.Tensor, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """out[M, N] = x[M, K] @ weight[N, K].T for a row-major weight, each output as the one-row kernel (gemv,
+    unpacked) sums it: all float32, or bf16 weight and x with out bf16 or f32; contiguous."""
+    if weight.dtype == torch.float32:
+        checked(lib.gemm_f32_rows(weight.data_ptr(), x.data_ptr(), out.data_ptr(), x.shape[0], *weight.shape))
+    else:
+        checked(lib.gemm_bf16_rows(weight.data_ptr(), x.data_ptr(), out.data_ptr(), x.shape[0], *weight.shape,
+                                   int(out.dtype == torch.float32)))
     return out

@@ -76,6 +76,12 @@ class CpuLinear(KernelLinear):
             return kernels.gemv(self._lib, self.weight, x.contiguous(), out, packed=self.packed)
         if self.packed:  # F.linear cannot read the packed layout: several rows (or other dtypes) take the C product
             return packed_product(self._lib, self.weight, x, out_dtype)
+        if kernels.BATCH_INVARIANT and x.dtype == self.weight.dtype and self.weight.is_contiguous():
+            rows = x.reshape(-1, x.shape[-1]).contiguous()  # each row as gemv sums it, not as oneDNN blocks it
+            kind = out_dtype if x.dtype == torch.bfloat16 and out_dtype in (torch.bfloat16, torch.float32) else x.dtype
+            out = kernels.gemm_rows(self._lib, self.weight, rows, torch.empty(rows.shape[0], self.out_features,
+                                                                               dtype=kind))
+            return out.reshape(*x.shape[:-1], self.out_features).to(out_dtype)
         return F.linear(x, self.weight).to(out_dtype)
 
 

@@ -29,7 +29,30 @@ static inline float load(const void* p, int64_t i, int f32) {
 static inline void store(void* y, int f32, int64_t n, float v) {
     if (f32) ((float*)y)[n] = v; else ((uint16_t*)y)[n] = f32_to_bf16(v);
 }
-static inline float round_to(float v, int f32) { return f32 ? v : round_bf16(v); }
+/* Order pins. The kernels are built with -fassociative-math and fused multiply-adds allowed, so the compiler
+   may regroup a float sum or product, or fuse a product into a sum, differently in each place it inlines
+   the same code. A value passed through PIN is computed as written before it is used: the decode step, the
+   matrix-vector products and the prefill products then round every output the same way (batch invariance:
+   a position's result does not depend on how many positions are computed together). */
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define PIN(v) __asm__("" : "+x"(v))
+#if defined(__AVX512F__)
+#define PIN512(v) __asm__("" : "+v"(v))
+#endif
+#else
+#define PIN(v) do { volatile float pin_ = (v); (v) = pin_; } while (0)
+#endif
+static inline float round_to(float v, int f32) {
+    if (!f32) return round_bf16(v);
+    PIN(v);  /* float32: no fused multiply-add across this rounding point (torch rounds each op) */
+    return v;
+}
+/* An exact integer sum of int8 weights and int16 activations as float: (sum * activation scale) * row scale. */
+static inline float int_scaled(int32_t s, float xs, float row_scale) {
+    float v = (float)s * xs;
+    PIN(v);
+    return v * row_scale;
+}
 static inline const void* element(const void* p, int64_t i, int f32) { return (const char*)p + i * (f32 ? 4 : 2); }
 
 #if defined(__AVX512F__)
@@ -40,6 +63,16 @@ static inline __m512 bf16x16_to_f32(const uint16_t* p) {
 /* 16 elements from i on, as float32 (see load). */
 static inline __m512 load16(const void* p, int64_t i, int f32) {
     return f32 ? _mm512_loadu_ps((const float*)p + i) : bf16x16_to_f32((const uint16_t*)p + i);
+}
+#endif
+
+#if defined(__AVX512F__)
+/* (a0 + a1) + (a2 + a3), grouped as written (tile_bf16's four accumulators; the prefill product repeats it). */
+static inline __m512 combine4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
+    __m512 s01 = _mm512_add_ps(a0, a1), s23 = _mm512_add_ps(a2, a3);
+    PIN512(s01);
+    PIN512(s23);
+    return _mm512_add_ps(s01, s23);
 }
 #endif
 
@@ -195,7 +228,7 @@ static inline void tile_bf16(const uint16_t* W, int64_t t, int64_t K, const uint
     for (; e + 4 <= E; e += 4) { PAIR_DOT(a0, e); PAIR_DOT(a1, e + 1); PAIR_DOT(a2, e + 2); PAIR_DOT(a3, e + 3); }
     for (; e < E; e++) PAIR_DOT(a0, e);
 #undef PAIR_DOT
-    _mm512_storeu_ps(out, _mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)));
+    _mm512_storeu_ps(out, combine4(a0, a1, a2, a3));
     return;
 #endif
     const uint16_t* h = (const uint16_t*)w;
@@ -287,49 +320,12 @@ static inline int head_scratch_alloc(HeadScratch* h, int64_t L, int64_t D) {
 }
 static inline void head_scratch_free(HeadScratch* h) { free(h->p); free(h->qf); free(h->acc); }
 
-/* One head of one-position attention over a cache of bf16 (or float32, f32 set) rows:
-   out = softmax(scale * K q + slope * (j - (L-1))) V. q, out: [D]; k, v: [L, D] rows; p (L floats), qf and acc
-   (D floats each): scratch. */
-static inline void attend_head(const void* q, const void* k, const void* v, int64_t L, int64_t D, float scale,
-                               float slope, float* p, float* qf, float* acc, void* out, int f32) {
-    for (int64_t d = 0; d < D; d++) qf[d] = load(q, d, f32);
-    float m = -3.0e38f;
-    for (int64_t j = 0; j < L; j++) {
-        const void* kj = element(k, j * D, f32);
-        float s = (f32 ? dot_f32((const float*)kj, qf, D) : dot_bf16((const uint16_t*)kj, (const uint16_t*)q, qf, D))
-                  * scale + slope * (float)(j - (L - 1));
-        p[j] = s;
-        if (s > m) m = s;
-    }
-    float sum = exp_shift_sum(p, L, m);
-    for (int64_t d = 0; d < D; d++) acc[d] = 0.0f;
-    int64_t d0 = 0;
-#if defined(__AVX512F__)
-    if (D % 16 == 0 && D <= 256) {
-        __m512 a[16];
-        int64_t nv = D / 16;
-        for (int64_t i = 0; i < nv; i++) a[i] = _mm512_setzero_ps();
-        for (int64_t j = 0; j < L; j++) {
-            __m512 pj = _mm512_set1_ps(p[j]);
-            for (int64_t i = 0; i < nv; i++) a[i] = _mm512_fmadd_ps(pj, load16(v, j * D + 16 * i, f32), a[i]);
-        }
-        for (int64_t i = 0; i < nv; i++) _mm512_storeu_ps(acc + 16 * i, a[i]);
-        d0 = D;
-    }
-#endif
-    if (d0 == 0)
-        for (int64_t j = 0; j < L; j++)
-            for (int64_t d = 0; d < D; d++) acc[d] += p[j] * load(v, j * D + d, f32);
-    float inv = 1.0f / sum;
-    for (int64_t d = 0; d < D; d++) store(out, f32, d, acc[d] * inv);
-}
-
-/* HF's LlamaRMSNorm for one row: out = w * dtype(x * 1/sqrt(mean(x^2) + eps)), sums in f32; x, w and out are
-   bf16 (each product rounded) or float32 (f32 set). */
-static inline void rmsnorm_row(const void* x, const void* w, void* out, int64_t n, float eps, int f32) {
-    float ss = 0.0f;
-    #pragma omp simd reduction(+:ss)
-    for (int64_t i = 0; i < n; i++) { float v = load(x, i, f32); ss += v * v; }
-    float inv = 1.0f / sqrtf(ss / (float)n + eps);
-    for (int64_t i = 0; i < n; i++) store(out, f32, i, load(w, i, f32) * round_to(load(x, i, f32) * inv, f32));
-}
+/* The operations every path shares, defined once (kernels.c) so that each is the same machine code wherever it
+   runs: one row of attention (decode, and each row of the invariant prefill), RMSNorm of one row, a float32 dot
+   product, and the SiLU-gated unit. See kernels.c. */
+void attend_head(const void* q, const void* k, const void* v, int64_t L, int64_t D, float scale, float slope,
+                 float* p, float* qf, float* acc, void* out, int f32);
+void rmsnorm_row(const void* x, const void* w, void* out, int64_t n, float eps, int f32);
+float dot_f32_row(const float* w, const float* x, int64_t K);
+float dot_bf16_row(const uint16_t* w, const uint16_t* x, const float* xf, int64_t K);
+float gated_unit(float g, float u, int f32);

@@ -63,11 +63,11 @@ static void prepare(Input* in, const void* x, int64_t n, const Model* m) {
 
 static inline float row_dot(const Matrix* m, int64_t n, const Input* in) {
     if (m->scales)  /* int8 (int4 matrices are always packed) */
-        return (float)dot_int8((const int8_t*)m->weight + n * m->cols, in->xq, m->cols) * in->xs
-               * ((const float*)m->scales)[n];
+        return int_scaled((int32_t)dot_int8((const int8_t*)m->weight + n * m->cols, in->xq, m->cols), in->xs,
+                          ((const float*)m->scales)[n]);
     if (in->f32)
-        return dot_f32((const float*)m->weight + n * m->cols, in->xf, m->cols);
-    return dot_bf16((const uint16_t*)m->weight + n * m->cols, (const uint16_t*)in->x, in->xf, m->cols);
+        return dot_f32_row((const float*)m->weight + n * m->cols, in->xf, m->cols);
+    return dot_bf16_row((const uint16_t*)m->weight + n * m->cols, (const uint16_t*)in->x, in->xf, m->cols);
 }
 
 /* v[l] = the product of row 16t + l with the input, for the rows of tile t that exist; returns how many. */
@@ -82,7 +82,7 @@ static inline int64_t tile_dot(const Matrix* m, int64_t t, const Input* in, floa
     } else if (m->packed && m->scales) {
         int32_t sums[TILE];
         tile_int8((const int8_t*)m->weight, t, m->cols, in->xq, sums);
-        for (int64_t l = 0; l < count; l++) v[l] = (float)sums[l] * in->xs * ((const float*)m->scales)[n0 + l];
+        for (int64_t l = 0; l < count; l++) v[l] = int_scaled(sums[l], in->xs, ((const float*)m->scales)[n0 + l]);
     } else if (m->packed) {  /* bf16 */
         tile_bf16((const uint16_t*)m->weight, t, m->cols, (const uint16_t*)in->x, v);
     } else {
@@ -111,8 +111,6 @@ static inline void residual_tile(void* x, const Matrix* m, int64_t t, const Inpu
         store(x, f32, n, load(x, n, f32) + round_to(v[l], f32));
     }
 }
-
-static inline float silu(float g) { return g / (1.0f + expf(-g)); }
 
 /* logits[vocab] (float32, as summed: the step-by-step path's lm_head gives the same) for `token` at position
    `pos`; writes the KV cache at pos. */
@@ -178,7 +176,7 @@ int decode_step(const Model* m, int64_t token, int64_t pos, float* logits) {
                 int64_t c = tile_dot(&ly->gate, t, &in, g);
                 tile_dot(&ly->up, t, &in, u);
                 for (int64_t l = 0; l < c; l++)
-                    store(gated, f32, t * TILE + l, round_to(silu(round_to(g[l], f32)), f32) * round_to(u[l], f32));
+                    store(gated, f32, t * TILE + l, gated_unit(g[l], u[l], f32));
             }
             #pragma omp single
             prepare(&in, gated, inter, m);

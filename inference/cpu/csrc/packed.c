@@ -47,21 +47,38 @@ static inline __attribute__((always_inline)) __m512bh tile_pairs(const char* til
     return _mm512_cvtne2ps_pbh(hi, lo);  /* lo's 16 values first: the pairs keep their order */
 }
 
+/* acc[c * MB + m] += tile c's pairs e with activation row m's pair e. */
+static inline __attribute__((always_inline)) void pair_step(const char* w0, const char* w1, int nb, int int8,
+                                                            const uint32_t* const* xr, int64_t e, __m512* acc) {
+    __m512bh a = tile_pairs(w0, e, int8);
+    __m512bh b = nb == 2 ? tile_pairs(w1, e, int8) : a;
+    for (int m = 0; m < MB; m++) {
+        __m512bh x = (__m512bh)_mm512_set1_epi32((int)xr[m][e]);
+        acc[m] = _mm512_dpbf16_ps(acc[m], x, a);
+        if (nb == 2) acc[MB + m] = _mm512_dpbf16_ps(acc[MB + m], x, b);
+    }
+}
+
 /* acc[c * MB + m] = tile c's 16 sums with activation row m, for nb (1 or 2) tiles of `tile_bytes` each, bf16
-   or int8 (constants where inlined). */
+   or int8 (constants where inlined). Each sum is grouped exactly as tile_bf16 (the decode product) groups it:
+   four partial sums over the pairs e = j mod 4 (j = 0..3) of the first E - E % 4 pairs, the last E % 4 pairs
+   added to the first, then (s0 + s1) + (s2 + s3); a row's outputs are therefore the same bits whether it is
+   multiplied alone (decode) or among others (prefill). The four phases each walk the tile with a stride of
+   four pairs while it sits in L1/L2. */
 static inline __attribute__((always_inline)) void block_product(const char* w0, int64_t tile_bytes, int nb, int int8,
                                                                 const uint32_t* const* xr, int64_t E, __m512* acc) {
     const char* w1 = w0 + tile_bytes;
-    for (int i = 0; i < nb * MB; i++) acc[i] = _mm512_setzero_ps();
-    for (int64_t e = 0; e < E; e++) {
-        __m512bh a = tile_pairs(w0, e, int8);
-        __m512bh b = nb == 2 ? tile_pairs(w1, e, int8) : a;
-        for (int m = 0; m < MB; m++) {
-            __m512bh x = (__m512bh)_mm512_set1_epi32((int)xr[m][e]);
-            acc[m] = _mm512_dpbf16_ps(acc[m], x, a);
-            if (nb == 2) acc[MB + m] = _mm512_dpbf16_ps(acc[MB + m], x, b);
-        }
+    const int64_t E4 = E - E % 4;
+    __m512 part[3][2 * MB];
+    for (int j = 3; j >= 0; j--) {  /* phase 0 last: its sums stay in acc */
+        for (int i = 0; i < nb * MB; i++) acc[i] = _mm512_setzero_ps();
+        for (int64_t e = j; e < E4; e += 4) pair_step(w0, w1, nb, int8, xr, e, acc);
+        if (j == 0)
+            for (int64_t e = E4; e < E; e++) pair_step(w0, w1, nb, int8, xr, e, acc);
+        else
+            for (int i = 0; i < nb * MB; i++) part[j - 1][i] = acc[i];
     }
+    for (int i = 0; i < nb * MB; i++) acc[i] = combine4(acc[i], part[0][i], part[1][i], part[2][i]);
 }
 #endif
 
@@ -101,5 +118,68 @@ int gemm_packed(const void* W, const float* scales, const uint16_t* X, void* Y, 
 #else
     (void)W; (void)scales; (void)X; (void)Y; (void)M; (void)N; (void)K; (void)out_f32;
     return -2;  /* not built for this CPU: callers check bf16_packing() first */
+#endif
+}
+
+/* Y[m, n] = scale[n] * sum_k Q[n, k] xq_m[k] * xs_m for a packed int8 Q (N x K) and bf16 X (M x K): each row of X
+   quantized to int16 with its own scale (quantize_activation) and multiplied in exact integer sums, as the
+   decode product (gemv_int8, tile_int8) does it, so a row's outputs do not depend on the rows beside it. Y bf16
+   or f32. 0, -1 when the int16 copy could not be allocated, -2 where this build has no AVX-512BW path. */
+int gemm_int8_rows(const int8_t* Q, const float* scales, const uint16_t* X, void* Y, int64_t M, int64_t N, int64_t K,
+                   int out_f32) {
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+    const int64_t E = K / 2, T = N / TILE, stride = (K + 64) / 32 * 32;
+    int16_t* xq = (int16_t*)malloc(sizeof(int16_t) * (size_t)(M * stride));
+    float* xs = (float*)malloc(sizeof(float) * (size_t)M);
+    if (!xq || !xs) { free(xq); free(xs); return -1; }
+    #pragma omp parallel if (M * N * K >= PARALLEL_MIN)
+    {
+        #pragma omp for schedule(static)
+        for (int64_t m = 0; m < M; m++) xs[m] = quantize_activation(X + m * K, K, xq + m * stride);
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t t = 0; t < T; t += 2) {
+            int nb = t + 1 < T ? 2 : 1;
+            const int8_t* w0 = Q + t * TILE * K;
+            const int8_t* w1 = w0 + TILE * K;
+            for (int64_t m0 = 0; m0 < M; m0 += MB) {
+                const uint32_t* xr[MB];  /* rows past M repeat the last one; their sums are not stored */
+                for (int m = 0; m < MB; m++) xr[m] = (const uint32_t*)(xq + (m0 + m < M ? m0 + m : M - 1) * stride);
+                __m512i acc[2 * MB];
+                for (int i = 0; i < 2 * MB; i++) acc[i] = _mm512_setzero_si512();
+                for (int64_t e = 0; e < E; e++) {
+                    __m512i a = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i*)(w0 + e * 32)));
+                    __m512i b = nb == 2 ? _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i*)(w1 + e * 32))) : a;
+                    for (int m = 0; m < MB; m++) {
+                        __m512i x = _mm512_set1_epi32((int)xr[m][e]);
+#if defined(__AVX512VNNI__)
+                        acc[m] = _mm512_dpwssd_epi32(acc[m], a, x);
+                        acc[MB + m] = _mm512_dpwssd_epi32(acc[MB + m], b, x);
+#else
+                        acc[m] = _mm512_add_epi32(acc[m], _mm512_madd_epi16(a, x));
+                        acc[MB + m] = _mm512_add_epi32(acc[MB + m], _mm512_madd_epi16(b, x));
+#endif
+                    }
+                }
+                for (int c = 0; c < nb; c++) {
+                    __m512 scale = _mm512_loadu_ps(scales + (t + c) * TILE);
+                    for (int m = 0; m < MB && m0 + m < M; m++) {
+                        int64_t at = (m0 + m) * N + (t + c) * TILE;
+                        __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[c * MB + m]), _mm512_set1_ps(xs[m0 + m]));
+                        PIN512(v);  /* int_scaled's order: (sum * xs) * scale */
+                        v = _mm512_mul_ps(v, scale);
+                        if (out_f32) { _mm512_storeu_ps((float*)Y + at, v); continue; }
+                        float lane[16];
+                        _mm512_storeu_ps(lane, v);
+                        for (int l = 0; l < 16; l++) ((uint16_t*)Y)[at + l] = f32_to_bf16(lane[l]);
+                    }
+                }
+            }
+        }
+    }
+    free(xq); free(xs);
+    return 0;
+#else
+    (void)Q; (void)scales; (void)X; (void)Y; (void)M; (void)N; (void)K; (void)out_f32;
+    return -2;
 #endif
 }

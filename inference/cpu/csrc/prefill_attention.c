@@ -179,11 +179,17 @@ static void pair_values(const float* p, int64_t rows, int64_t stride, const uint
 #define PAIRS 0
 #endif
 
-/* q: [L, H, D] rows of the new positions start .. start+L-1 (their keys/values already in the cache);
+/* invariant set: each row by attend_head, the decode step's own attention (see attn_prefill_rows); else the
+   blocked kernels above.
+   q: [L, H, D] rows of the new positions start .. start+L-1 (their keys/values already in the cache);
    k, v cache: [KVH, S, D]; out: [L, H, D]; all bf16, or all float32 with f32 set. out[i, h] = softmax_j<=start+i(scale * q.k_j
    + slope[h] * (j - (start + i))) . v_j, with g = h / (H / KVH); slopes: [H] (ALiBi) or NULL. */
+static int attn_prefill_rows(const void* q, const void* kc, const void* vc, void* out, int64_t H, int64_t KVH,
+                             int64_t S, int64_t start, int64_t L, int64_t D, float scale, const float* slopes, int f32);
+
 int attn_prefill(const void* q, const void* kc, const void* vc, void* out, int64_t H, int64_t KVH, int64_t S,
-                  int64_t start, int64_t L, int64_t D, float scale, const float* slopes, int f32) {
+                  int64_t start, int64_t L, int64_t D, float scale, const float* slopes, int f32, int invariant) {
+    if (invariant) return attn_prefill_rows(q, kc, vc, out, H, KVH, S, start, L, D, scale, slopes, f32);
     int64_t group = H / KVH, end = start + L, padded = (end + KB - 1) / KB * KB;
     int pairs = PAIRS && !f32 && D % 16 == 0 && D <= 256;
     const int64_t elem = f32 ? 4 : 2;
@@ -247,6 +253,37 @@ int attn_prefill(const void* q, const void* kc, const void* vc, void* out, int64
             }
         }
         free(kt); free(vp); free(pp); free(s); free(qf);
+    }
+    return failed ? -1 : 0;
+}
+
+/* The batch-invariant form of attn_prefill: every (row, head) is one call of attend_head over its keys
+   0 .. start + i, the decode step's code, so a position's attention output is the same bits whether it is
+   computed in a prefill of any length, after a cached prefix, or as one decode step. Slower than the blocked
+   kernels on long prompts (no key or query blocking); the linear layers dominate prefill up to a few
+   thousand positions. */
+static int attn_prefill_rows(const void* q, const void* kc, const void* vc, void* out, int64_t H, int64_t KVH,
+                             int64_t S, int64_t start, int64_t L, int64_t D, float scale, const float* slopes, int f32) {
+    int64_t group = H / KVH, end = start + L;
+    int failed = 0;
+    #pragma omp parallel if (H * L * end * D >= PARALLEL_MIN)
+    {
+        HeadScratch t;
+        if (!head_scratch_alloc(&t, end, D)) {
+            #pragma omp atomic write
+            failed = 1;
+        }
+        #pragma omp barrier
+        #pragma omp for collapse(2) schedule(dynamic, 4)
+        for (int64_t h = 0; h < H; h++)
+            for (int64_t i = 0; i < L; i++) {
+                if (failed) continue;
+                int64_t g = h / group;
+                attend_head(element(q, (i * H + h) * D, f32), element(kc, g * S * D, f32), element(vc, g * S * D, f32),
+                            start + i + 1, D, scale, slopes ? slopes[h] : 0.0f, t.p, t.qf, t.acc,
+                            (void*)element(out, (i * H + h) * D, f32), f32);
+            }
+        head_scratch_free(&t);
     }
     return failed ? -1 : 0;
 }
