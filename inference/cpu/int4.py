@@ -9,11 +9,14 @@ bytes. lm_head stays int8 (inference.cpu.layer_type). Why, measured on the demo 
 - fp16 rather than bf16 scales: bf16's 8-bit mantissa moves m by up to 1/30 of a step, fp16's by 1/250.
 A K that is not a multiple of 32 is padded with zero-activation columns; rows are padded to whole tiles.
 The C product (csrc/int4.h) quantizes the activation to int8 per group (as llama.cpp's Q8_0) and multiplies
-with vpdpbusd (AVX-512 VNNI; AVX2 maddubs; scalar elsewhere); prefill multiplies a bf16 copy dequantized
-in one C pass. Without the kernels (another device, no compiler) the rows stay row-major and each product
+with vpdpbusd (AVX-512 VNNI; AVX2 maddubs; scalar elsewhere); prefill runs the same product on blocks of rows
+(gemm_int4: each tile reused from cache across 8 rows, no dequantized copy), so a row's result is bitwise the
+same in a prefill as in a decode step. Without the kernels (another device, no compiler) the rows stay row-major and each product
 dequantizes its matrix in torch.
 """
 from __future__ import annotations
+
+import ctypes
 
 import torch
 import torch.nn.functional as F
@@ -25,6 +28,14 @@ GROUP = 32
 #: Must equal csrc/int4.h's INT4_LAYOUT_VERSION * 1000 + INT4_GROUP (checked when the kernels load).
 LAYOUT = 2000 + GROUP
 FP16_MAX = 65504.0
+
+
+def _bind(lib) -> None:
+    """Declare gemm_int4's ctypes signature on the kernel library (csrc/int4.c; once per library)."""
+    if lib is not None and not getattr(lib, "_gemm_int4_bound", False):
+        ptr, i64 = ctypes.c_void_p, ctypes.c_int64
+        lib.gemm_int4.argtypes = [ptr, ptr, ptr, ptr, ptr, i64, i64, i64, i64, ctypes.c_int]
+        lib._gemm_int4_bound = True
 
 
 def padded(k: int) -> int:
@@ -77,8 +88,8 @@ class Int4Linear(KernelLinear):
     """Weight-only group-wise int4; activations and outputs keep the model dtype.
 
     With the C kernels the matrix is packed by 16-row tiles (rows padded to a whole tile): one-row products
-    (decode) run gemv_int4, several rows (prefill) a bf16 copy dequantized in C and F.linear. Without them
-    the bytes stay row-major and every product dequantizes the matrix in torch.
+    (decode) run gemv_int4, several rows (prefill) gemm_int4, which gives each row bitwise gemv_int4's result.
+    Without them the bytes stay row-major and every product dequantizes the matrix in torch.
     """
 
     def __init__(self, out_features: int, in_features: int, lib=None, device: torch.device | str = "cpu",
@@ -90,6 +101,7 @@ class Int4Linear(KernelLinear):
         device = torch.device(device)
         self._lib = lib if device.type == "cpu" and (lib is None or lib.int4_layout() == LAYOUT) else None
         self.packed = self._lib is not None
+        _bind(self._lib)
         rows = -(-out_features // TILE) * TILE if self.packed else out_features
         groups = self.padded_in // GROUP
         self.register_buffer("qweight", hugepages.empty((rows, self.padded_in // 2), torch.uint8, device))
@@ -160,16 +172,25 @@ class Int4Linear(KernelLinear):
         q, d, m = self.row_major()
         return dequantize(q, d, m, self.in_features, dtype)
 
+    def gemm(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """out[M, N] (bf16 or f32) = x[M, K] (bf16, contiguous) @ the packed matrix.T: gemm_int4 (csrc/int4.c)."""
+        kernels.checked(self._lib.gemm_int4(self.qweight.data_ptr(), self.scales.data_ptr(), self.mins.data_ptr(),
+                                            x.data_ptr(), out.data_ptr(), x.shape[0], self.out_features,
+                                            self.in_features, self.padded_in, int(out.dtype == torch.float32)))
+        return out
+
     def nbytes(self) -> int:
         """Bytes the quantized matrix holds (nibbles, scales, minimums)."""
         return sum(t.numel() * t.element_size() for t in (self.qweight, self.scales, self.mins))
 
     def forward(self, x: torch.Tensor, out_dtype: torch.dtype | None = None) -> torch.Tensor:
         out_dtype = out_dtype or self.out_dtype or x.dtype
-        if single_row(x) and self.packed and x.dtype in (torch.bfloat16, torch.float32):
+        if self.packed and x.dtype in (torch.bfloat16, torch.float32) and x.device.type == "cpu":
             kind = out_dtype if out_dtype in (torch.bfloat16, torch.float32) else torch.float32
             out = torch.empty(*x.shape[:-1], self.out_features, dtype=kind)
             xb = x.to(torch.bfloat16).contiguous()  # the kernel quantizes it to int8 per group
-            return kernels.gemv_int4(self._lib, self, xb, out).to(out_dtype)
+            if single_row(x):
+                return kernels.gemv_int4(self._lib, self, xb, out).to(out_dtype)
+            return self.gemm(xb.view(-1, self.in_features), out.view(-1, self.out_features)).view(out.shape).to(out_dtype)
         compute = torch.bfloat16 if self.packed and x.dtype == torch.bfloat16 else x.dtype
         return F.linear(x.to(compute), self.dequantized(compute)).to(out_dtype)

@@ -34,11 +34,29 @@ static inline float half_to_f32(uint16_t h) {
 #endif
 }
 
-/* x (K bf16 values) as int8 per group of INT4_GROUP, zero-padded to Kp: xq[k] = round(x[k] / xs[g]),
-   xs[g] = max|x in g| / 127, xsum[g] = xs[g] * sum of the group's xq. */
+/* x (K bf16 values) as int8 per group of INT4_GROUP, zero-padded to Kp: xq[k] = round(x[k] / xs[g]) (to
+   nearest even), xs[g] = max|x in g| / 127, xsum[g] = xs[g] * sum of the group's xq. The AVX-512 path does
+   the same IEEE operations 16 lanes at a time (same results). */
 static inline void quantize_groups(const uint16_t* x, int64_t K, int64_t Kp, int8_t* xq, float* xs, float* xsum) {
     for (int64_t g = 0; g * INT4_GROUP < Kp; g++) {
         int64_t k0 = g * INT4_GROUP, k1 = k0 + INT4_GROUP < K ? k0 + INT4_GROUP : K;
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+        if (k1 - k0 == INT4_GROUP) {
+            __m512 a = bf16x16_to_f32(x + k0), b = bf16x16_to_f32(x + k0 + 16);
+            float amax = _mm512_reduce_max_ps(_mm512_max_ps(_mm512_abs_ps(a), _mm512_abs_ps(b)));
+            float s = amax > 0.0f ? amax / 127.0f : 1.0f, inv = 1.0f / s;
+            const __m512i lim = _mm512_set1_epi32(127), nlim = _mm512_set1_epi32(-127);
+            __m512i qa = _mm512_cvtps_epi32(_mm512_mul_ps(a, _mm512_set1_ps(inv)));  /* MXCSR: nearest even */
+            __m512i qb = _mm512_cvtps_epi32(_mm512_mul_ps(b, _mm512_set1_ps(inv)));
+            qa = _mm512_max_epi32(_mm512_min_epi32(qa, lim), nlim);
+            qb = _mm512_max_epi32(_mm512_min_epi32(qb, lim), nlim);
+            _mm_storeu_si128((__m128i*)(xq + k0), _mm512_cvtepi32_epi8(qa));
+            _mm_storeu_si128((__m128i*)(xq + k0 + 16), _mm512_cvtepi32_epi8(qb));
+            xs[g] = s;
+            xsum[g] = s * (float)_mm512_reduce_add_epi32(_mm512_add_epi32(qa, qb));
+            continue;
+        }
+#endif
         float amax = 0.0f;
         for (int64_t k = k0; k < k1; k++) { float v = fabsf(bf16_to_f32(x[k])); amax = v > amax ? v : amax; }
         float s = amax > 0.0f ? amax / 127.0f : 1.0f, inv = 1.0f / s;
@@ -54,6 +72,59 @@ static inline void quantize_groups(const uint16_t* x, int64_t K, int64_t Kp, int
     }
 }
 
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
+#define INT4_MB 8   /* activation rows per block of int4_rows (gemm_int4): 16 accumulators + 8 unpacked vectors */
+
+/* out[r] = the float32 sums of one packed tile's 16 rows (w: its nibbles, d and m: its scales and minimums)
+   with R grouped-int8 activation rows (xq[r], xs[r], xsum[r]). Per row and group, whatever R: the exact int32
+   sum s of q * xq, then acc = fma(float(s), d * xs, acc), accm = fma(m, xsum, accm); out = acc + accm. So a
+   row's sums are bitwise the same in a block of rows (prefill) as alone (decode). R is a constant where
+   inlined; the integer sums are split over more accumulators when R is small (exact either way). */
+static inline __attribute__((always_inline)) void int4_rows(const uint8_t* w, const uint16_t* d, const uint16_t* m,
+                                                            int64_t groups, int R, const int8_t* const* xq,
+                                                            const float* const* xs, const float* const* xsum,
+                                                            __m512* out) {
+    const __m512i low = _mm512_set1_epi8(0x0F);
+    __m512 acc[INT4_MB], accm[INT4_MB];
+    for (int r = 0; r < R; r++) acc[r] = accm[r] = _mm512_setzero_ps();
+    for (int64_t g = 0; g < groups; g++) {
+        const uint8_t* wg = w + g * (TILE * INT4_GROUP / 2);
+        __m512i lo[QUADS], hi[QUADS];  /* quad j: columns 4j + c (lo), INT4_GROUP / 2 + 4j + c (hi) */
+        for (int j = 0; j < QUADS; j++) {
+            __m512i v = _mm512_loadu_si512(wg + 64 * j);
+            lo[j] = _mm512_and_si512(v, low);
+            hi[j] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+        }
+        const __m512 dv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(d + g * TILE)));
+        const __m512 mv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(m + g * TILE)));
+        for (int r = 0; r < R; r++) {
+            const int32_t* xg = (const int32_t*)(xq[r] + g * INT4_GROUP);
+            __m512i s;
+            if (R == 1) {  /* decode: four independent chains */
+                __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0;
+                for (int j = 0; j < QUADS; j += 2) {
+                    s0 = _mm512_dpbusd_epi32(s0, lo[j], _mm512_set1_epi32(xg[j]));
+                    s1 = _mm512_dpbusd_epi32(s1, hi[j], _mm512_set1_epi32(xg[j + QUADS]));
+                    s2 = _mm512_dpbusd_epi32(s2, lo[j + 1], _mm512_set1_epi32(xg[j + 1]));
+                    s3 = _mm512_dpbusd_epi32(s3, hi[j + 1], _mm512_set1_epi32(xg[j + QUADS + 1]));
+                }
+                s = _mm512_add_epi32(_mm512_add_epi32(s0, s1), _mm512_add_epi32(s2, s3));
+            } else {  /* a block of rows: the rows are the independent chains */
+                __m512i s0 = _mm512_setzero_si512(), s1 = s0;
+                for (int j = 0; j < QUADS; j++) {
+                    s0 = _mm512_dpbusd_epi32(s0, lo[j], _mm512_set1_epi32(xg[j]));
+                    s1 = _mm512_dpbusd_epi32(s1, hi[j], _mm512_set1_epi32(xg[j + QUADS]));
+                }
+                s = _mm512_add_epi32(s0, s1);
+            }
+            acc[r] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dv, _mm512_set1_ps(xs[r][g])), acc[r]);
+            accm[r] = _mm512_fmadd_ps(mv, _mm512_set1_ps(xsum[r][g]), accm[r]);
+        }
+    }
+    for (int r = 0; r < R; r++) out[r] = _mm512_add_ps(acc[r], accm[r]);
+}
+#endif
+
 /* The float32 sums of packed int4 tile t's 16 rows with the grouped int8 activation (Kp columns). */
 static inline void tile_int4(const uint8_t* Q, const uint16_t* D, const uint16_t* M, int64_t t, int64_t Kp,
                              const int8_t* xq, const float* xs, const float* xsum, float* out) {
@@ -62,26 +133,9 @@ static inline void tile_int4(const uint8_t* Q, const uint16_t* D, const uint16_t
     const uint16_t* d = D + t * groups * TILE;
     const uint16_t* m = M + t * groups * TILE;
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
-    const __m512i low = _mm512_set1_epi8(0x0F);
-    __m512 acc = _mm512_setzero_ps(), accm = acc;
-    for (int64_t g = 0; g < groups; g++) {
-        const uint8_t* wg = w + g * (TILE * INT4_GROUP / 2);
-        const int32_t* xg = (const int32_t*)(xq + g * INT4_GROUP);  /* 2 * QUADS quads of int8 */
-        __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0;
-        for (int j = 0; j < QUADS; j += 2) {
-            __m512i v0 = _mm512_loadu_si512(wg + 64 * j), v1 = _mm512_loadu_si512(wg + 64 * (j + 1));
-            s0 = _mm512_dpbusd_epi32(s0, _mm512_and_si512(v0, low), _mm512_set1_epi32(xg[j]));
-            s1 = _mm512_dpbusd_epi32(s1, _mm512_and_si512(_mm512_srli_epi16(v0, 4), low), _mm512_set1_epi32(xg[j + QUADS]));
-            s2 = _mm512_dpbusd_epi32(s2, _mm512_and_si512(v1, low), _mm512_set1_epi32(xg[j + 1]));
-            s3 = _mm512_dpbusd_epi32(s3, _mm512_and_si512(_mm512_srli_epi16(v1, 4), low), _mm512_set1_epi32(xg[j + QUADS + 1]));
-        }
-        __m512i s = _mm512_add_epi32(_mm512_add_epi32(s0, s1), _mm512_add_epi32(s2, s3));
-        __m512 dv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(d + g * TILE)));
-        __m512 mv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(m + g * TILE)));
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_mul_ps(dv, _mm512_set1_ps(xs[g])), acc);
-        accm = _mm512_fmadd_ps(mv, _mm512_set1_ps(xsum[g]), accm);
-    }
-    _mm512_storeu_ps(out, _mm512_add_ps(acc, accm));
+    __m512 sums;
+    int4_rows(w, d, m, groups, 1, &xq, &xs, &xsum, &sums);
+    _mm512_storeu_ps(out, sums);
 #elif defined(__AVX2__) && defined(__FMA__) && defined(__F16C__)
     const __m256i low = _mm256_set1_epi8(0x0F), ones = _mm256_set1_epi16(1);
     for (int half = 0; half < 2; half++) {  /* rows 0-7, then 8-15: the two 32-byte halves of each vector */
