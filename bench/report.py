@@ -48,8 +48,6 @@ def _gib(n: float | None) -> str:
 
 
 def markdown(results: dict) -> str:
-    from .run import SUBJECTS
-
     shape = Shape(**results["shape"])
     bandwidth = results.get("bandwidth", {}).get("bandwidth_GBps")
     lines = ["| engine | weights | in → out | TTFT s | prefill tok/s | decode tok/s | read GB/s "
