@@ -75,6 +75,17 @@ static inline void quantize_groups(const uint16_t* x, int64_t K, int64_t Kp, int
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
 #define INT4_MB 8   /* activation rows per block of int4_rows (gemm_int4): 16 accumulators + 8 unpacked vectors */
 
+/* acc + the u8 x s8 dot products of w's 16 lanes with the 4 int8 at x (vpdpbusd with its broadcast from memory:
+   gcc 12 loads the broadcast into a register of its own otherwise). */
+static inline __attribute__((always_inline)) __m512i dpbusd_bcast(__m512i acc, __m512i w, const int32_t* x) {
+#if defined(__GNUC__)
+    __asm__("vpdpbusd %2%{1to16%}, %1, %0" : "+v"(acc) : "v"(w), "m"(*x));
+    return acc;
+#else
+    return _mm512_dpbusd_epi32(acc, w, _mm512_set1_epi32(*x));
+#endif
+}
+
 /* out[r] = the float32 sums of one packed tile's 16 rows (w: its nibbles, d and m: its scales and minimums)
    with R grouped-int8 activation rows (xq[r], xs[r], xsum[r]). Per row and group, whatever R: the exact int32
    sum s of q * xq, then acc = fma(float(s), d * xs, acc), accm = fma(m, xsum, accm); out = acc + accm. So a
@@ -93,27 +104,26 @@ static inline __attribute__((always_inline)) void int4_rows(const uint8_t* w, co
         for (int j = 0; j < QUADS; j++) {
             __m512i v = _mm512_loadu_si512(wg + 64 * j);
             lo[j] = _mm512_and_si512(v, low);
-            hi[j] = _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
+            /* one row: the high nibbles in place (16 q), their sums shifted back once per group */
+            hi[j] = R == 1 ? _mm512_andnot_si512(low, v) : _mm512_and_si512(_mm512_srli_epi16(v, 4), low);
         }
         const __m512 dv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(d + g * TILE)));
         const __m512 mv = _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i*)(m + g * TILE)));
         for (int r = 0; r < R; r++) {
             const int32_t* xg = (const int32_t*)(xq[r] + g * INT4_GROUP);
             __m512i s;
-            if (R == 1) {  /* decode: four independent chains */
-                __m512i s0 = _mm512_setzero_si512(), s1 = s0, s2 = s0, s3 = s0;
-                for (int j = 0; j < QUADS; j += 2) {
-                    s0 = _mm512_dpbusd_epi32(s0, lo[j], _mm512_set1_epi32(xg[j]));
-                    s1 = _mm512_dpbusd_epi32(s1, hi[j], _mm512_set1_epi32(xg[j + QUADS]));
-                    s2 = _mm512_dpbusd_epi32(s2, lo[j + 1], _mm512_set1_epi32(xg[j + 1]));
-                    s3 = _mm512_dpbusd_epi32(s3, hi[j + 1], _mm512_set1_epi32(xg[j + QUADS + 1]));
+            if (R == 1) {  /* decode: the high sums are 16 x theirs, exactly (groups overlap out of order) */
+                __m512i s0 = _mm512_setzero_si512(), s1 = s0;
+                for (int j = 0; j < QUADS; j++) {
+                    s0 = dpbusd_bcast(s0, lo[j], xg + j);
+                    s1 = dpbusd_bcast(s1, hi[j], xg + j + QUADS);
                 }
-                s = _mm512_add_epi32(_mm512_add_epi32(s0, s1), _mm512_add_epi32(s2, s3));
+                s = _mm512_add_epi32(s0, _mm512_srai_epi32(s1, 4));
             } else {  /* a block of rows: the rows are the independent chains */
                 __m512i s0 = _mm512_setzero_si512(), s1 = s0;
                 for (int j = 0; j < QUADS; j++) {
-                    s0 = _mm512_dpbusd_epi32(s0, lo[j], _mm512_set1_epi32(xg[j]));
-                    s1 = _mm512_dpbusd_epi32(s1, hi[j], _mm512_set1_epi32(xg[j + QUADS]));
+                    s0 = dpbusd_bcast(s0, lo[j], xg + j);
+                    s1 = dpbusd_bcast(s1, hi[j], xg + j + QUADS);
                 }
                 s = _mm512_add_epi32(s0, s1);
             }
