@@ -9,7 +9,7 @@ import pytest
 import qasync
 from PySide6.QtCore import QEvent, QEventLoop, Qt
 from PySide6.QtGui import QKeyEvent
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QDialog
 
 DEMO_DTYPE = "float32"  # fastest on CPU, and the reference answers use the very same engine
 DEMO_MAX_SEQ_LEN = 1024
@@ -103,6 +103,10 @@ def open_window(loop, data_dir, request):
         window.close()
         store.close()
         window.deleteLater()
+    # A message box a test left open (e.g. "The answer failed") must not be found by the next test's checks.
+    for widget in QApplication.topLevelWidgets():
+        if isinstance(widget, QDialog) and widget.isVisible():
+            widget.close()
     QApplication.processEvents()
 
 
