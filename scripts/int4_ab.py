@@ -3,6 +3,8 @@
   gemv     one-row product, old (int4.h/int4.c at --base) vs this tree, 1 thread, thread CPU time: G weights/s
   prefill  several-row product: a bf16 copy dequantized per call + F.linear (the old prefill) vs gemm_int4,
            both on --threads threads: GFLOP per second of process CPU time (all threads), and per wall second
+  ttft     a --position-token prompt through the int4 engine on a model folder: the old prefill (a dequantized
+           bf16 copy per product + F.linear) as A, gemm_int4 as B, and the int8 engine as C: prefill tok/s (wall)
   decode   whole fused decode steps (engine, --quantize int4) on a model folder, with the kernel library built
            from this tree but int4.h/int4.c at --base (A) or from this tree (B): tok/s
 
@@ -118,9 +120,40 @@ def decode(args, torch) -> None:
     report(f"decode at {args.position} (wall)", a, b, args.steps * 1e9, "tok/s")
 
 
+def ttft(args, torch) -> None:
+    import torch.nn.functional as F
+
+    from inference.cpu.int4 import Int4Linear
+    from inference.engine import Engine
+    torch.set_num_threads(args.threads)
+    int4, int8 = (Engine.load(args.folder, device="cpu", dtype="bfloat16", quantize=q) for q in ("int4", "int8"))
+    prompt = torch.arange(3, 3 + args.position)
+    new_forward = Int4Linear.forward
+
+    def old_forward(self, x, out_dtype=None):  # the prefill before gemm_int4
+        if x.numel() == x.shape[-1]:
+            return new_forward(self, x, out_dtype)
+        return F.linear(x.to(torch.bfloat16), self.dequantized(torch.bfloat16)).to(out_dtype or x.dtype)
+
+    def prefill(engine, forward):
+        Int4Linear.forward = forward
+        with torch.no_grad():
+            engine.model(prompt, 0)
+    runs = (lambda: prefill(int4, old_forward), lambda: prefill(int4, new_forward), lambda: prefill(int8, new_forward))
+    times: list[list[float]] = [[], [], []]
+    for _ in range(args.rounds):
+        for fn, out in zip(runs, times):
+            t0 = time.perf_counter()
+            fn()
+            out.append(time.perf_counter() - t0)
+    Int4Linear.forward = new_forward
+    report(f"int4 prefill {args.position} tokens, B/A", times[0], times[1], args.position * 1e9, "tok/s")
+    report(f"int4 new (B) / int8 (C)", times[2], times[1], args.position * 1e9, "tok/s")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("mode", choices=("gemv", "prefill", "decode"))
+    parser.add_argument("mode", choices=("gemv", "prefill", "ttft", "decode"))
     parser.add_argument("--base", default="HEAD", help="git revision of the old int4.h/int4.c (A)")
     parser.add_argument("--rounds", type=int, default=7)
     parser.add_argument("--threads", type=int, default=2)
@@ -128,10 +161,10 @@ def main() -> None:
     parser.add_argument("--position", type=int, default=512)
     parser.add_argument("--steps", type=int, default=32)
     args = parser.parse_args()
-    if args.mode == "gemv":
-        os.environ["OMP_NUM_THREADS"] = "1"  # before any OpenMP runtime starts: one core
+    # before any OpenMP runtime starts: gemv on one core, the others on --threads
+    os.environ["OMP_NUM_THREADS"] = "1" if args.mode == "gemv" else str(args.threads)
     import torch
-    {"gemv": gemv, "prefill": prefill, "decode": decode}[args.mode](args, torch)
+    {"gemv": gemv, "prefill": prefill, "ttft": ttft, "decode": decode}[args.mode](args, torch)
 
 
 if __name__ == "__main__":

@@ -48,19 +48,19 @@ def quantize_groups(rows: torch.Tensor, normalize: bool = False) -> tuple[torch.
     normalize=True quantizes the L2-normalised rows (Baichuan2's NormHead). Columns past K repeat the last
     one (they do not widen a group's range); their nibbles are multiplied by zero activations.
     """
-    w = rows.float()
-    if normalize:
-        w = F.normalize(w, dim=-1)
-    b, k = w.shape
+    b, k = rows.shape
     kp = padded(k)
-    if kp != k:
-        w = torch.cat([w, w[:, -1:].expand(b, kp - k)], dim=1)
-    groups = w.clamp(-FP16_MAX, FP16_MAX).view(b, kp // GROUP, GROUP)
+    w = torch.empty(b, kp, dtype=torch.float32, device=rows.device)  # the block's one float32 temporary
+    w[:, :k] = rows
+    if normalize:
+        w[:, :k] = F.normalize(w[:, :k], dim=-1)
+    w[:, k:] = w[:, k - 1:k]
+    groups = w.clamp_(-FP16_MAX, FP16_MAX).view(b, kp // GROUP, GROUP)
     lo, hi = groups.amin(dim=2), groups.amax(dim=2)
     m = lo.to(torch.float16)
     d = ((hi - m.float()) / 15.0).clamp(max=FP16_MAX).to(torch.float16)
     step = torch.where(d > 0, d.float(), torch.ones_like(lo))
-    q = torch.round((groups - m.float()[..., None]) / step[..., None]).clamp_(0, 15).to(torch.uint8)
+    q = groups.sub_(m.float()[..., None]).div_(step[..., None]).round_().clamp_(0, 15).to(torch.uint8)
     return q.view(b, kp), d, m
 
 
