@@ -26,7 +26,7 @@ from ..env import get_env
 
 #: The C sources (inference/cpu/csrc), compiled together into one library.
 SOURCE_DIR = Path(__file__).resolve().parent / "csrc"
-SOURCE_FILES = ("common.h", "int4.h", "kernels.c", "decode_step.c", "prefill_attention.c", "packed.c", "int4.c")
+SOURCE_FILES = ("common.h", "int4.h", "kernels.c", "decode_step.c", "prefill_attention.c", "attention_rows.c", "packed.c", "int4.c")
 
 #: Batch invariance: a position's logits and K/V are the same bits whether it is computed in a prefill of any
 #: length, after a cached prefix, or as one decode step (same seed, same answer). The prefill products,

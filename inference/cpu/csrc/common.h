@@ -329,3 +329,8 @@ void rmsnorm_row(const void* x, const void* w, void* out, int64_t n, float eps, 
 float dot_f32_row(const float* w, const float* x, int64_t K);
 float dot_bf16_row(const uint16_t* w, const uint16_t* x, const float* xf, int64_t K);
 float gated_unit(float g, float u, int f32);
+/* attention_rows.c: attend_head's AVX-512 form (1 when it ran) and the prefill's tiled twin of it. */
+int attend_head_fast(const void* q, const void* k, const void* v, int64_t L, int64_t D, float scale, float slope,
+                     float* p, float* acc, void* out, int f32);
+int attn_prefill_tiles(const void* q, const void* kc, const void* vc, void* out, int64_t H, int64_t KVH, int64_t S,
+                       int64_t start, int64_t L, int64_t D, float scale, const float* slopes, int f32);

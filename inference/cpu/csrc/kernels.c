@@ -29,6 +29,7 @@ int int8_packing(void) {
 __attribute__((noinline)) void attend_head(const void* q, const void* k, const void* v, int64_t L, int64_t D,
                                            float scale, float slope, float* p, float* qf, float* acc, void* out,
                                            int f32) {
+    if (attend_head_fast(q, k, v, L, D, scale, slope, p, acc, out, f32)) return;  /* attention_rows.c */
     for (int64_t d = 0; d < D; d++) qf[d] = load(q, d, f32);
     float m = -3.0e38f;
     for (int64_t j = 0; j < L; j++) {

@@ -189,7 +189,10 @@ static int attn_prefill_rows(const void* q, const void* kc, const void* vc, void
 
 int attn_prefill(const void* q, const void* kc, const void* vc, void* out, int64_t H, int64_t KVH, int64_t S,
                   int64_t start, int64_t L, int64_t D, float scale, const float* slopes, int f32, int invariant) {
-    if (invariant) return attn_prefill_rows(q, kc, vc, out, H, KVH, S, start, L, D, scale, slopes, f32);
+    if (invariant) {
+        int tiled = attn_prefill_tiles(q, kc, vc, out, H, KVH, S, start, L, D, scale, slopes, f32);
+        return tiled != -2 ? tiled : attn_prefill_rows(q, kc, vc, out, H, KVH, S, start, L, D, scale, slopes, f32);
+    }
     int64_t group = H / KVH, end = start + L, padded = (end + KB - 1) / KB * KB;
     int pairs = PAIRS && !f32 && D % 16 == 0 && D <= 256;
     const int64_t elem = f32 ? 4 : 2;
