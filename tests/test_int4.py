@@ -160,6 +160,25 @@ def test_int4_engine_logits_follow_float32(folders, name):
     assert F.cosine_similarity(fused, stepwise, dim=-1).min() > 0.9999
 
 
+@needs_kernels
+@pytest.mark.parametrize("name", ["rope", "alibi"])
+def test_int4_logits_do_not_depend_on_how_many_positions_are_computed_together(folders, name):
+    """With gemm_int4's decode numerics, a position's int4 logits are bitwise the same from one prefill of the
+    whole prompt, from a prefill of its first part and then fused decode steps, and from a prefill in two
+    chunks (the prefix cache's case)."""
+    engine = Engine.load(folders[name], device="cpu", dtype="bfloat16", quantize="int4")
+    model = engine.model
+    ids = torch.randint(3, engine.config.vocab_size, (21,), generator=torch.Generator().manual_seed(11))
+    with torch.no_grad():
+        whole = model(ids, 0, all_logits=True).float()
+        model(ids[:16], 0)
+        stepped = torch.stack([model(ids[i:i + 1], i).float().reshape(-1) for i in range(16, 21)])
+        model(ids[:9], 0)
+        chunked = model(ids[9:], 9, all_logits=True).float()
+    assert torch.equal(stepped, whole[16:])
+    assert torch.equal(chunked, whole[9:])
+
+
 def test_memory_plan_counts_int4_and_refuses_in_one_sentence(folders):
     from inference.modeling.config import load_folder_config
     from inference.modeling.memory_plan import MemoryPlan
