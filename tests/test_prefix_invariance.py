@@ -99,3 +99,17 @@ def test_position_logits_and_kv_are_bitwise_independent_of_the_split(folders, pe
 @needs_demo_model
 def test_demo_model_seeded_answer_is_the_same_fresh_cached_and_regenerated():
     check_seeded_answers(lambda: Engine.load(None, device="cpu", dtype="bfloat16", max_seq_len=512), tokens=12)
+
+
+def test_fast_prefill_switch_turns_batch_invariance_off_at_start():
+    """BAICHUAN_CHAT_FAST_PREFILL=1 chooses the faster, order-varying prefill kernels; unset keeps invariance."""
+    import os
+    import subprocess
+    import sys
+
+    code = "from inference.cpu import kernels; print(kernels.BATCH_INVARIANT)"
+    env = {k: v for k, v in os.environ.items() if k != "BAICHUAN_CHAT_FAST_PREFILL"}
+    default = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    fast = subprocess.run([sys.executable, "-c", code], env={**env, "BAICHUAN_CHAT_FAST_PREFILL": "1"},
+                          capture_output=True, text=True, check=True)
+    assert (default.stdout.strip(), fast.stdout.strip()) == ("True", "False")
