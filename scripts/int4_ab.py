@@ -102,7 +102,8 @@ def decode(args, torch) -> None:
     from inference.engine import Engine
     torch.set_num_threads(args.threads)
     engine = Engine.load(args.folder, device="cpu", dtype="bfloat16", quantize="int4")
-    names = ("kernels.c", "decode_step.c", "prefill_attention.c", "packed.c", "int4.c")
+    from inference.cpu import kernels
+    names = tuple(n for n in kernels.SOURCE_FILES if n.endswith(".c"))
     libs = build(args.base, names), build(None, names)
     model = engine.model
     model(torch.arange(3, 3 + args.position), 0)  # a prompt in the cache, so each step attends to it
