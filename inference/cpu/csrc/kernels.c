@@ -40,24 +40,10 @@ __attribute__((noinline)) void attend_head(const void* q, const void* k, const v
         if (s > m) m = s;
     }
     float sum = exp_shift_sum(p, L, m);
+    /* the vector layout (AVX-512, D % 16 == 0, D <= 256) is attend_head_fast's; this is every other case */
     for (int64_t d = 0; d < D; d++) acc[d] = 0.0f;
-    int64_t d0 = 0;
-#if defined(__AVX512F__)
-    if (D % 16 == 0 && D <= 256) {
-        __m512 a[16];
-        int64_t nv = D / 16;
-        for (int64_t i = 0; i < nv; i++) a[i] = _mm512_setzero_ps();
-        for (int64_t j = 0; j < L; j++) {
-            __m512 pj = _mm512_set1_ps(p[j]);
-            for (int64_t i = 0; i < nv; i++) a[i] = _mm512_fmadd_ps(pj, load16(v, j * D + 16 * i, f32), a[i]);
-        }
-        for (int64_t i = 0; i < nv; i++) _mm512_storeu_ps(acc + 16 * i, a[i]);
-        d0 = D;
-    }
-#endif
-    if (d0 == 0)
-        for (int64_t j = 0; j < L; j++)
-            for (int64_t d = 0; d < D; d++) acc[d] += p[j] * load(v, j * D + d, f32);
+    for (int64_t j = 0; j < L; j++)
+        for (int64_t d = 0; d < D; d++) acc[d] += p[j] * load(v, j * D + d, f32);
     float inv = 1.0f / sum;
     for (int64_t d = 0; d < D; d++) store(out, f32, d, acc[d] * inv);
 }
