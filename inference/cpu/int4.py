@@ -11,8 +11,8 @@ A K that is not a multiple of 32 is padded with zero-activation columns; rows ar
 The C product (csrc/int4.h) quantizes the activation to int8 per group (as llama.cpp's Q8_0) and multiplies
 with vpdpbusd (AVX-512 VNNI; AVX2 maddubs; scalar elsewhere); prefill runs the same product on blocks of rows
 (gemm_int4: each tile reused from cache across 8 rows, no dequantized copy), so a row's result is bitwise the
-same in a prefill as in a decode step. Without the kernels (another device, no compiler) the rows stay row-major and each product
-dequantizes its matrix in torch.
+same in a prefill as in a decode step. Without the kernels (another device, no compiler) the rows stay
+row-major and each product dequantizes its matrix in torch.
 """
 from __future__ import annotations
 
@@ -191,6 +191,7 @@ class Int4Linear(KernelLinear):
             xb = x.to(torch.bfloat16).contiguous()  # the kernel quantizes it to int8 per group
             if single_row(x):
                 return kernels.gemv_int4(self._lib, self, xb, out).to(out_dtype)
-            return self.gemm(xb.view(-1, self.in_features), out.view(-1, self.out_features)).view(out.shape).to(out_dtype)
+            rows = self.gemm(xb.view(-1, self.in_features), out.view(-1, self.out_features))
+            return rows.view(out.shape).to(out_dtype)
         compute = torch.bfloat16 if self.packed and x.dtype == torch.bfloat16 else x.dtype
         return F.linear(x.to(compute), self.dequantized(compute)).to(out_dtype)

@@ -1,5 +1,6 @@
 /* Group-wise 4-bit weights (inference/cpu/int4.py): the packed layout, the activation copy they multiply,
-   and the 16-row tile product shared by gemv_int4 (int4.c) and the fused decode step (decode_step.c).
+   and the 16-row tile product shared by gemv_int4 (int4.c), the fused decode step (decode_step.c) and, for
+   blocks of rows with the same float operations per row (int4_rows), the prefill product gemm_int4.
 
    A weight is w = d * q + m, q in 0..15, with one fp16 scale d and one fp16 minimum m per row and group of
    INT4_GROUP columns (K padded with zero nibbles to Kp, a multiple of the group; rows padded to whole tiles).
