@@ -17,6 +17,7 @@ from inference.errors import DeviceError
 from testkit.markers import needs_demo_model
 
 needs_kernels = pytest.mark.skipif(cpu_kernels.load() is None, reason="no C compiler / vector ISA for the CPU kernels")
+TOLERANCE = 2e-4  # relative error of the C products vs float64 (15-bit activations: up to 7e-5 measured)
 
 
 @pytest.fixture(scope="module")
@@ -59,8 +60,9 @@ def test_packed_rows_arriving_in_split_blocks_equal_the_row_major_layer(rows, co
 @needs_kernels
 @pytest.mark.parametrize("rows,cols", [(48, 64), (37, 150), (256, 1536)])
 def test_c_product_matches_float64_of_the_dequantized_matrix(rows, cols):
-    """Decode (gemv_int4) and prefill (gemm_int4), both with the activation as int8 per group of 32, within
-    1.5 % of the float64 product of the same dequantized matrix (norm of the error / norm of the result)."""
+    """Decode (gemv_int4) and prefill (gemm_int4), both with the activation as 15-bit integers per group of 32,
+    within 0.02 % of the float64 product of the same dequantized matrix (norm of the error / norm of the result;
+    measured up to 0.007 %; an int8 activation errs about 0.5 %)."""
     lib = cpu_kernels.load()
     layer = Int4Linear.from_weight(torch.randn(rows, cols), lib)
     weight = layer.dequantized(torch.float32).double()
@@ -68,10 +70,10 @@ def test_c_product_matches_float64_of_the_dequantized_matrix(rows, cols):
         x = torch.randn(cols).to(torch.bfloat16)
         exact = weight @ x.double()
         got = layer(x, torch.float32).double()
-        assert (got - exact).norm() <= 0.015 * exact.norm()
+        assert (got - exact).norm() <= TOLERANCE * exact.norm()
     xs = torch.randn(13, cols).to(torch.bfloat16)
     exact = xs.double() @ weight.T
-    assert (layer(xs, torch.float32).double() - exact).norm() <= 0.015 * exact.norm()
+    assert (layer(xs, torch.float32).double() - exact).norm() <= TOLERANCE * exact.norm()
 
 
 def _rows_alone(layer, xs, dtype):
@@ -110,8 +112,8 @@ def _build_int4(tmp_path, name, flags):
 @needs_kernels
 @pytest.mark.parametrize("name,flags", [("avx2", ["-mno-avx512f"]), ("scalar", ["-mno-avx2", "-mno-fma"])])
 def test_fallback_builds_give_bitwise_equal_rows_and_stay_near_float(tmp_path, name, flags):
-    """The AVX2 (maddubs) and scalar paths of int4.h: prefill rows bitwise equal decode rows, both within 1.5 %
-    of float64, and within float32 rounding of the native build (the integer sums are exact everywhere)."""
+    """The AVX2 (maddubs) and scalar paths of int4.h: prefill rows bitwise equal decode rows, both within
+    TOLERANCE of float64, and within float32 rounding of the native build (the integer sums are exact everywhere)."""
     lib, native = _build_int4(tmp_path, name, flags), cpu_kernels.load()
     rows, cols, m = 40, 200, 11
     layer = Int4Linear.from_weight(torch.randn(rows, cols), native)
@@ -124,7 +126,7 @@ def test_fallback_builds_give_bitwise_equal_rows_and_stay_near_float(tmp_path, n
         assert lib.gemv_int4(*args, xs[i].data_ptr(), alone[i].data_ptr(), rows, cols, layer.padded_in, 1) == 0
     assert torch.equal(together, alone)
     exact = xs.double() @ layer.dequantized(torch.float32).double().T
-    assert (together.double() - exact).norm() <= 0.015 * exact.norm()
+    assert (together.double() - exact).norm() <= TOLERANCE * exact.norm()
     assert torch.allclose(together, layer(xs, torch.float32), rtol=1e-5, atol=1e-4)
 
 

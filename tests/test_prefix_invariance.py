@@ -17,7 +17,8 @@ from testkit.fixtures import write_model_folder
 from testkit.markers import needs_demo_model
 
 CONVERSATION = ["Tell me something about the sea and the mountains.", "And what about the rivers, in a few words?"]
-MODES = {"bf16": ("bfloat16", None), "int8": ("bfloat16", "int8"), "fp32": ("float32", None)}
+MODES = {"bf16": ("bfloat16", None), "int8": ("bfloat16", "int8"), "int4": ("bfloat16", "int4"),
+         "fp32": ("float32", None)}
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,10 @@ bytes. lm_head stays int8 (inference.cpu.layer_type). Why, measured on the demo 
 - symmetric scales (Q4_0-like) at groups of 32 cost +90 %: asymmetric uses all 16 levels whatever the signs;
 - fp16 rather than bf16 scales: bf16's 8-bit mantissa moves m by up to 1/30 of a step, fp16's by 1/250.
 A K that is not a multiple of 32 is padded with zero-activation columns; rows are padded to whole tiles.
-The C product (csrc/int4.h) quantizes the activation to int8 per group (as llama.cpp's Q8_0) and multiplies
-with vpdpbusd (AVX-512 VNNI; AVX2 maddubs; scalar elsewhere); prefill runs the same product on blocks of rows
+The C product (csrc/int4.h) quantizes the activation to 15-bit integers per group of 32, held as two int8
+planes (a = 128 h + l), and multiplies with two vpdpbusd per nibble vector (AVX-512 VNNI; AVX2 maddubs; scalar
+elsewhere): exact integer sums, 0.004 % product error where int8 activations (llama.cpp's Q8_0) erred 0.5 % and
+flipped the demo's near-tied first answer token; prefill runs the same product on blocks of rows
 (gemm_int4: each tile reused from cache across 8 rows, no dequantized copy), so a row's result is bitwise the
 same in a prefill as in a decode step. Without the kernels (another device, no compiler) the rows stay
 row-major and each product dequantizes its matrix in torch.
@@ -188,7 +190,7 @@ class Int4Linear(KernelLinear):
         if self.packed and x.dtype in (torch.bfloat16, torch.float32) and x.device.type == "cpu":
             kind = out_dtype if out_dtype in (torch.bfloat16, torch.float32) else torch.float32
             out = torch.empty(*x.shape[:-1], self.out_features, dtype=kind)
-            xb = x.to(torch.bfloat16).contiguous()  # the kernel quantizes it to int8 per group
+            xb = x.to(torch.bfloat16).contiguous()  # the kernel quantizes it to 15 bits per group
             if single_row(x):
                 return kernels.gemv_int4(self._lib, self, xb, out).to(out_dtype)
             rows = self.gemm(xb.view(-1, self.in_features), out.view(-1, self.out_features))

@@ -36,7 +36,7 @@ typedef struct {
     const Layer* layer;
     int32_t int8;             /* 1 when some matrix is int8 (bf16 models only): inputs then also get an int16 copy */
     int32_t f32;              /* 1 for a float32 model */
-    int32_t int4;             /* 1 when some matrix is int4 (bf16 models only): inputs then also get a grouped int8 copy */
+    int32_t int4;             /* 1 when some matrix is int4 (bf16 models only): inputs also get a grouped 15-bit copy */
 } Model;
 
 typedef struct {              /* a vector about to be multiplied, and its float32 or int16 copies */
@@ -45,7 +45,7 @@ typedef struct {              /* a vector about to be multiplied, and its float3
     int16_t* xq;
     float xs;
     int f32;                  /* x is float32 (xf then equals it) */
-    int8_t* xq4;              /* int4 matrices' copy: int8 per group of INT4_GROUP, its scales and scaled sums */
+    int8_t* xq4;              /* int4 matrices' copy: 15 bits per element (INT4_XBYTES a group), scales, scaled sums */
     float* xs4;
     float* xsum4;
 } Input;
@@ -127,7 +127,7 @@ int decode_step(const Model* m, int64_t token, int64_t pos, float* logits) {
     const int64_t widest_groups = (widest + INT4_GROUP - 1) / INT4_GROUP;
     Input in = {NULL, (float*)malloc(sizeof(float) * (size_t)(widest + 16)),
                 (int16_t*)malloc(sizeof(int16_t) * (size_t)(widest + 64)), 1.0f, f32,
-                (int8_t*)malloc((size_t)(widest_groups * INT4_GROUP + 64)),
+                (int8_t*)malloc((size_t)(widest_groups * INT4_XBYTES + 64)),
                 (float*)malloc(sizeof(float) * (size_t)(widest_groups + 1)),
                 (float*)malloc(sizeof(float) * (size_t)(widest_groups + 1))};
     int failed = !x || !normed || !qkv || !attn || !gated || !in.xf || !in.xq || !in.xq4 || !in.xs4 || !in.xsum4;

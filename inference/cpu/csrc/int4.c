@@ -9,7 +9,7 @@ int int4_layout(void) { return INT4_LAYOUT_VERSION * 1000 + INT4_GROUP; }
 int gemv_int4(const uint8_t* Q, const uint16_t* D, const uint16_t* M, const uint16_t* x, void* y, int64_t N,
               int64_t K, int64_t Kp, int out_f32) {
     const int64_t groups = Kp / INT4_GROUP;
-    int8_t* xq = (int8_t*)malloc((size_t)Kp + 64);
+    int8_t* xq = (int8_t*)malloc((size_t)(groups * INT4_XBYTES) + 64);
     float* xs = (float*)malloc(sizeof(float) * (size_t)(2 * groups + 2));
     if (!xq || !xs) { free(xq); free(xs); return -1; }
     quantize_groups(x, K, Kp, xq, xs, xs + groups);
@@ -46,7 +46,7 @@ static inline __attribute__((always_inline)) void gemm_block(const uint8_t* Q, c
     const float *sr[INT4_MB], *zr[INT4_MB];
     for (int r = 0; r < R; r++) {
         int64_t row = m0 + r < M ? m0 + r : M - 1;
-        xr[r] = xq + row * Kp, sr[r] = xs + row * groups, zr[r] = xsum + row * groups;
+        xr[r] = xq + row * groups * INT4_XBYTES, sr[r] = xs + row * groups, zr[r] = xsum + row * groups;
     }
     __m512 out[INT4_MB];
     int4_rows(Q + t * TILE * (Kp / 2), D + t * groups * TILE, Mn + t * groups * TILE, groups, R, xr, sr, zr, out);
@@ -64,17 +64,18 @@ static inline __attribute__((always_inline)) void gemm_block(const uint8_t* Q, c
 
 /* Y[r, n] = sum_k W[n, k] X[r, k] for a packed int4 W (N rows, K columns, Kp padded) and M bf16 rows X
    (row-major M x K); Y (M x N) bf16 or f32. Each row is bitwise what gemv_int4 gives for it alone: the same
-   grouped int8 activation and the same float operations per group (int4_rows / tile_int4). Threads take
+   grouped 15-bit activation and the same float operations per group (int4_rows / tile_int4). Threads take
    tiles; a tile is applied to every block of INT4_MB rows while it sits in L1/L2. */
 int gemm_int4(const uint8_t* Q, const uint16_t* D, const uint16_t* Mn, const uint16_t* X, void* Y, int64_t M,
               int64_t N, int64_t K, int64_t Kp, int out_f32) {
     const int64_t groups = Kp / INT4_GROUP, T = (N + TILE - 1) / TILE;
-    int8_t* xq = (int8_t*)malloc((size_t)(M * Kp) + 64);
+    int8_t* xq = (int8_t*)malloc((size_t)(M * groups * INT4_XBYTES) + 64);
     float* xs = (float*)malloc(sizeof(float) * (size_t)(2 * M * groups + 2));
     if (!xq || !xs) { free(xq); free(xs); return -1; }
     float* xsum = xs + M * groups;
     #pragma omp parallel for schedule(static) if (M * K >= PARALLEL_MIN / 16)
-    for (int64_t r = 0; r < M; r++) quantize_groups(X + r * K, K, Kp, xq + r * Kp, xs + r * groups, xsum + r * groups);
+    for (int64_t r = 0; r < M; r++)
+        quantize_groups(X + r * K, K, Kp, xq + r * groups * INT4_XBYTES, xs + r * groups, xsum + r * groups);
     #pragma omp parallel for schedule(dynamic, 1) if (M * N * Kp >= PARALLEL_MIN)
     for (int64_t t = 0; t < T; t++) {
 #if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VNNI__)
@@ -90,7 +91,7 @@ int gemm_int4(const uint8_t* Q, const uint16_t* D, const uint16_t* Mn, const uin
 #else
         for (int64_t r = 0; r < M; r++) {
             float sums[TILE];
-            tile_int4(Q, D, Mn, t, Kp, xq + r * Kp, xs + r * groups, xsum + r * groups, sums);
+            tile_int4(Q, D, Mn, t, Kp, xq + r * groups * INT4_XBYTES, xs + r * groups, xsum + r * groups, sums);
             for (int64_t l = 0; l < TILE && t * TILE + l < N; l++) store(Y, out_f32, r * N + t * TILE + l, sums[l]);
         }
 #endif
