@@ -5,7 +5,7 @@ Two levels, both on the real engine: the public streaming entry (a seeded, sampl
 fresh, after a cached prefix, and on a regenerate), and the logits of position t bit for bit from (a) one prefill
 of the whole sequence, (b) a prefix prefill then the rest as a cached-suffix prefill, (c) a prefix prefill then
 one fused decode step per token. Small RoPE and ALiBi folders with head size 128 (the real models' head size);
-bf16 (packed C products), int8, float32; the demo model where it is installed.
+bf16 (packed C products), int8, int4 (15-bit activations, integer sums), float32; the demo model where it is installed.
 """
 from __future__ import annotations
 
