@@ -109,6 +109,28 @@ def test_packed_int8_layer_equals_the_row_major_one(rows, cols):
 
 
 @needs_kernels
+@pytest.mark.parametrize("m,n,k", [(13, 48, 64), (25, 32, 11008), (1, 16, 6), (37, 80, 1030)])
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
+def test_int8_prefill_rows_are_the_decode_rows_bitwise(m, n, k, dtype):
+    """gemm_int8_rows (prefill) gives each row the bits gemv_int8 (decode) gives it alone: rows not a multiple of
+    its row block, an odd number of tiles, K up to 11008, and scales making NaN, infinite and denormal outputs
+    (the bf16 store rounds them as f32_to_bf16 does)."""
+    lib = cpu_kernels.load()
+    if not lib.int8_packing():
+        pytest.skip("int8 matrices are not packed on this CPU")
+    layer = Int8Linear.from_weight(torch.randn(n, k), lib)
+    assert layer.packed
+    scales = layer.scales.clone()
+    scales[:4] = torch.tensor([float("nan"), float("inf"), 1e-41, 3e38])
+    x = (torch.randn(m, k) * torch.logspace(-3, 3, m)[:, None]).to(torch.bfloat16)
+    rows = cpu_kernels.gemm_int8_rows(lib, layer.qweight, scales, x, torch.empty(m, n, dtype=dtype))
+    for i in range(m):
+        alone = cpu_kernels.gemv_int8(lib, layer.qweight, scales, x[i], torch.empty(n, dtype=dtype), packed=True)
+        bits = torch.int16 if dtype == torch.bfloat16 else torch.int32
+        assert torch.equal(rows[i].view(bits), alone.view(bits)), f"row {i}"
+
+
+@needs_kernels
 @pytest.mark.parametrize("n,k", [(16, 6), (48, 64), (96, 1030)])  # one tile, an odd number of tiles, K % 4 != 0
 def test_packed_bf16_layer_matches_float64_products(n, k):
     """A packed bf16 CpuLinear (weight packed in place by 16-row tiles) multiplies one row (decode) and several

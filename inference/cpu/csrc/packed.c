@@ -35,8 +35,9 @@ int pack_bf16(uint16_t* W, int64_t N, int64_t K) {
     return failed ? -1 : 0;
 }
 
-#if defined(__AVX512BF16__)
 #define MB 12   /* activation rows per block: 2 tiles x 12 rows = 24 accumulators */
+
+#if defined(__AVX512BF16__)
 
 /* Pairs e of a packed tile as 16 bf16 pairs: loaded (bf16), or converted from int8, exactly (|q| <= 127). */
 static inline __attribute__((always_inline)) __m512bh tile_pairs(const char* tile, int64_t e, int int8) {
@@ -121,6 +122,48 @@ int gemm_packed(const void* W, const float* scales, const uint16_t* X, void* Y, 
 #endif
 }
 
+#if defined(__AVX512F__) && defined(__AVX512BW__)
+/* f32_to_bf16 of 16 lanes, bit for bit (round to nearest even; a NaN keeps its top half with the quiet bit set;
+   denormals rounded as any value, where vcvtneps2bf16 would flush them). */
+static inline __m256i bf16x16_rounded(__m512 v) {
+    __m512i u = _mm512_castps_si512(v);
+    __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff),
+                                                     _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1))));
+    __mmask16 nan = _mm512_cmpgt_epu32_mask(_mm512_and_si512(u, _mm512_set1_epi32(0x7fffffff)),
+                                            _mm512_set1_epi32(0x7f800000));
+    r = _mm512_mask_mov_epi32(r, nan, _mm512_or_si512(u, _mm512_set1_epi32(0x400000)));
+    return _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16));
+}
+
+/* sums[c * MB + m] = the exact int32 sums of tile c (at w0, w1) with int16 activation row m (pairs xr[m][e]).
+   The accumulators are only indexed by constants here, so they stay in registers (indexed at run time, as
+   the caller's store loop would, they are kept in memory and every product waits on a load and a store). */
+static inline __attribute__((always_inline)) void int8_block(const int8_t* w0, const int8_t* w1,
+                                                             const uint32_t* const* xr, int64_t E,
+                                                             int32_t sums[2 * MB][TILE]) {
+    __m512i acc[2 * MB];
+    #pragma GCC unroll 24
+    for (int i = 0; i < 2 * MB; i++) acc[i] = _mm512_setzero_si512();
+    for (int64_t e = 0; e < E; e++) {
+        __m512i a = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i*)(w0 + e * 32)));
+        __m512i b = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i*)(w1 + e * 32)));
+        #pragma GCC unroll 12
+        for (int m = 0; m < MB; m++) {
+            __m512i x = _mm512_set1_epi32((int)xr[m][e]);
+#if defined(__AVX512VNNI__)
+            acc[m] = _mm512_dpwssd_epi32(acc[m], a, x);
+            acc[MB + m] = _mm512_dpwssd_epi32(acc[MB + m], b, x);
+#else
+            acc[m] = _mm512_add_epi32(acc[m], _mm512_madd_epi16(a, x));
+            acc[MB + m] = _mm512_add_epi32(acc[MB + m], _mm512_madd_epi16(b, x));
+#endif
+        }
+    }
+    #pragma GCC unroll 24
+    for (int i = 0; i < 2 * MB; i++) _mm512_storeu_si512(sums[i], acc[i]);
+}
+#endif
+
 /* Y[m, n] = scale[n] * sum_k Q[n, k] xq_m[k] * xs_m for a packed int8 Q (N x K) and bf16 X (M x K): each row of X
    quantized to int16 with its own scale (quantize_activation) and multiplied in exact integer sums, as the
    decode product (gemv_int8, tile_int8) does it, so a row's outputs do not depend on the rows beside it. Y bf16
@@ -140,37 +183,22 @@ int gemm_int8_rows(const int8_t* Q, const float* scales, const uint16_t* X, void
         for (int64_t t = 0; t < T; t += 2) {
             int nb = t + 1 < T ? 2 : 1;
             const int8_t* w0 = Q + t * TILE * K;
-            const int8_t* w1 = w0 + TILE * K;
+            const int8_t* w1 = nb == 2 ? w0 + TILE * K : w0;  /* one tile: its sums twice, the second unstored */
             for (int64_t m0 = 0; m0 < M; m0 += MB) {
                 const uint32_t* xr[MB];  /* rows past M repeat the last one; their sums are not stored */
                 for (int m = 0; m < MB; m++) xr[m] = (const uint32_t*)(xq + (m0 + m < M ? m0 + m : M - 1) * stride);
-                __m512i acc[2 * MB];
-                for (int i = 0; i < 2 * MB; i++) acc[i] = _mm512_setzero_si512();
-                for (int64_t e = 0; e < E; e++) {
-                    __m512i a = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i*)(w0 + e * 32)));
-                    __m512i b = nb == 2 ? _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i*)(w1 + e * 32))) : a;
-                    for (int m = 0; m < MB; m++) {
-                        __m512i x = _mm512_set1_epi32((int)xr[m][e]);
-#if defined(__AVX512VNNI__)
-                        acc[m] = _mm512_dpwssd_epi32(acc[m], a, x);
-                        acc[MB + m] = _mm512_dpwssd_epi32(acc[MB + m], b, x);
-#else
-                        acc[m] = _mm512_add_epi32(acc[m], _mm512_madd_epi16(a, x));
-                        acc[MB + m] = _mm512_add_epi32(acc[MB + m], _mm512_madd_epi16(b, x));
-#endif
-                    }
-                }
+                int32_t sums[2 * MB][TILE];
+                int8_block(w0, w1, xr, E, sums);
                 for (int c = 0; c < nb; c++) {
                     __m512 scale = _mm512_loadu_ps(scales + (t + c) * TILE);
                     for (int m = 0; m < MB && m0 + m < M; m++) {
                         int64_t at = (m0 + m) * N + (t + c) * TILE;
-                        __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc[c * MB + m]), _mm512_set1_ps(xs[m0 + m]));
+                        __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_loadu_si512(sums[c * MB + m])),
+                                                 _mm512_set1_ps(xs[m0 + m]));
                         PIN512(v);  /* int_scaled's order: (sum * xs) * scale */
                         v = _mm512_mul_ps(v, scale);
                         if (out_f32) { _mm512_storeu_ps((float*)Y + at, v); continue; }
-                        float lane[16];
-                        _mm512_storeu_ps(lane, v);
-                        for (int l = 0; l < 16; l++) ((uint16_t*)Y)[at + l] = f32_to_bf16(lane[l]);
+                        _mm256_storeu_si256((__m256i*)((uint16_t*)Y + at), bf16x16_rounded(v));
                     }
                 }
             }
