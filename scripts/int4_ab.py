@@ -95,7 +95,7 @@ def prefill(args, torch) -> None:
         for rows in (20, 512):
             x = torch.randn(rows, k).to(torch.bfloat16)
             old = lambda: F.linear(x, layer.dequantized(torch.bfloat16))
-            new = lambda: layer.gemm(x, torch.empty(rows, n, dtype=torch.bfloat16))
+            new = lambda: kernels.gemm_int4(lib, layer, x, torch.empty(rows, n, dtype=torch.bfloat16))
             for clock, name in ((time.process_time, "CPU"), (time.perf_counter, "wall")):
                 a, b = interleave(old, new, args.rounds, clock)
                 report(f"{n}x{k} x {rows} rows ({name})", a, b, 2 * rows * n * k,

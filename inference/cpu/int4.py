@@ -18,8 +18,6 @@ row-major and each product dequantizes its matrix in torch.
 """
 from __future__ import annotations
 
-import ctypes
-
 import torch
 import torch.nn.functional as F
 
@@ -30,14 +28,6 @@ GROUP = 32
 #: Must equal csrc/int4.h's INT4_LAYOUT_VERSION * 1000 + INT4_GROUP (checked when the kernels load).
 LAYOUT = 2000 + GROUP
 FP16_MAX = 65504.0
-
-
-def _bind(lib) -> None:
-    """Declare gemm_int4's ctypes signature on the kernel library (csrc/int4.c; once per library)."""
-    if lib is not None and not getattr(lib, "_gemm_int4_bound", False):
-        ptr, i64 = ctypes.c_void_p, ctypes.c_int64
-        lib.gemm_int4.argtypes = [ptr, ptr, ptr, ptr, ptr, i64, i64, i64, i64, ctypes.c_int]
-        lib._gemm_int4_bound = True
 
 
 def padded(k: int) -> int:
@@ -103,7 +93,6 @@ class Int4Linear(KernelLinear):
         device = torch.device(device)
         self._lib = lib if device.type == "cpu" and (lib is None or lib.int4_layout() == LAYOUT) else None
         self.packed = self._lib is not None
-        _bind(self._lib)
         rows = -(-out_features // TILE) * TILE if self.packed else out_features
         groups = self.padded_in // GROUP
         self.register_buffer("qweight", hugepages.empty((rows, self.padded_in // 2), torch.uint8, device))
@@ -174,13 +163,6 @@ class Int4Linear(KernelLinear):
         q, d, m = self.row_major()
         return dequantize(q, d, m, self.in_features, dtype)
 
-    def gemm(self, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """out[M, N] (bf16 or f32) = x[M, K] (bf16, contiguous) @ the packed matrix.T: gemm_int4 (csrc/int4.c)."""
-        kernels.checked(self._lib.gemm_int4(self.qweight.data_ptr(), self.scales.data_ptr(), self.mins.data_ptr(),
-                                            x.data_ptr(), out.data_ptr(), x.shape[0], self.out_features,
-                                            self.in_features, self.padded_in, int(out.dtype == torch.float32)))
-        return out
-
     def nbytes(self) -> int:
         """Bytes the quantized matrix holds (nibbles, scales, minimums)."""
         return sum(t.numel() * t.element_size() for t in (self.qweight, self.scales, self.mins))
@@ -193,7 +175,7 @@ class Int4Linear(KernelLinear):
             xb = x.to(torch.bfloat16).contiguous()  # the kernel quantizes it to 15 bits per group
             if single_row(x):
                 return kernels.gemv_int4(self._lib, self, xb, out).to(out_dtype)
-            rows = self.gemm(xb.view(-1, self.in_features), out.view(-1, self.out_features))
+            rows = kernels.gemm_int4(self._lib, self, xb.view(-1, self.in_features), out.view(-1, self.out_features))
             return rows.view(out.shape).to(out_dtype)
         compute = torch.bfloat16 if self.packed and x.dtype == torch.bfloat16 else x.dtype
         return F.linear(x.to(compute), self.dequantized(compute)).to(out_dtype)

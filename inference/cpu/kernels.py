@@ -116,6 +116,7 @@ def load():
                                          ctypes.c_int]
             lib.dequantize_int8_bf16.argtypes = [ptr, ptr, ptr, i64, i64, ctypes.c_int]
             lib.gemv_int4.argtypes = [ptr, ptr, ptr, ptr, ptr, i64, i64, i64, ctypes.c_int]
+            lib.gemm_int4.argtypes = [ptr, ptr, ptr, ptr, ptr, i64, i64, i64, i64, ctypes.c_int]
             lib.dequantize_int4_bf16.argtypes = [ptr, ptr, ptr, ptr, i64, i64, i64]
             # Every other entry point returns an int (ctypes' default restype): a flag, or for those that
             # allocate scratch memory 0, or -1 when that failed (see checked()).
@@ -200,6 +201,15 @@ def gemv_int4(lib, layer, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def gemm_int4(lib, layer, x: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """out[M, N] (bf16 or f32) = x[M, K] (bf16, contiguous) @ the packed int4 matrix of `layer`.T, each row bitwise
+    what gemv_int4 gives it (csrc/int4.c)."""
+    checked(lib.gemm_int4(layer.qweight.data_ptr(), layer.scales.data_ptr(), layer.mins.data_ptr(), x.data_ptr(),
+                          out.data_ptr(), x.shape[0], layer.out_features, layer.in_features, layer.padded_in,
+                          int(out.dtype == torch.float32)))
+    return out
+
+
 def dequantize_int4_bf16(lib, layer) -> torch.Tensor:
     """The packed int4 matrix of `layer` as row-major bf16 [N, K] (d * q + m, rounded once), in one pass."""
     out = torch.empty(layer.out_features, layer.in_features, dtype=torch.bfloat16)
@@ -231,8 +241,6 @@ def rmsnorm(lib, x: torch.Tensor, weight: torch.Tensor, eps: float) -> torch.Ten
                      int(x.dtype == torch.float32))
     return out
 
-
-rmsnorm_bf16 = rmsnorm  # the older name
 
 
 def gated(lib, g: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
